@@ -103,7 +103,9 @@ pub enum Error {
         message: String,
     },
     /// The generated tokens did not parse as Rust: a bug in this generator.
-    #[error("{file}: generated code does not parse ({message}); this is a bug in paytokens-codegen")]
+    #[error(
+        "{file}: generated code does not parse ({message}); this is a bug in paytokens-codegen"
+    )]
     Unparsable {
         /// The spec's path.
         file: String,

@@ -17,8 +17,8 @@
 #![deny(missing_docs)]
 
 pub mod check;
-pub mod regen;
 mod error;
+pub mod regen;
 mod scopes;
 mod spec;
 

@@ -43,7 +43,9 @@ pub fn scope_enum(spec: &Spec) -> Result<TokenStream> {
         if idents.contains(&ident) {
             return Err(Error::Unsupported {
                 at: at(),
-                message: format!("scope `{scope}` gives the same variant name `{ident}` as another"),
+                message: format!(
+                    "scope `{scope}` gives the same variant name `{ident}` as another"
+                ),
                 hint: "scopes must differ in more than punctuation".to_owned(),
             });
         }
@@ -51,10 +53,7 @@ pub fn scope_enum(spec: &Spec) -> Result<TokenStream> {
     }
     let idents: Vec<_> = idents.iter().map(|i| format_ident!("{i}")).collect();
     let strings: Vec<&str> = scopes.iter().map(|(s, _)| s.as_str()).collect();
-    let docs: Vec<String> = scopes
-        .iter()
-        .map(|(s, d)| format!("`{s}`: {d}"))
-        .collect();
+    let docs: Vec<String> = scopes.iter().map(|(s, d)| format!("`{s}`: {d}")).collect();
     let count = proc_macro2::Literal::usize_unsuffixed(idents.len());
     let enum_doc = format!(
         "The scopes of the `{scheme}` security scheme in {}: \
@@ -168,7 +167,10 @@ mod tests {
 
     #[test]
     fn variant_names_are_pascal_case_of_the_scope_parts() {
-        assert_eq!(variant_name("billing:customers:invite"), "BillingCustomersInvite");
+        assert_eq!(
+            variant_name("billing:customers:invite"),
+            "BillingCustomersInvite"
+        );
         assert_eq!(variant_name("read_write"), "ReadWrite");
         assert_eq!(variant_name("2fa"), "Scope2fa");
     }

@@ -30,47 +30,24 @@ impl Spec {
 
     /// Parses spec text; errors name it as `file`.
     pub fn parse(file: &str, text: &str) -> Result<Self> {
-        // The positioned tree only serves to locate nodes; serde_yaml stays the
-        // parser of record, so a construct only it understands still loads.
-        let tree = marked_yaml::parse_yaml(0, text).ok();
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        let document: OpenAPI = serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let path: Vec<String> = err
-                .path()
-                .iter()
-                .filter_map(|segment| match segment {
-                    serde_path_to_error::Segment::Map { key } => Some(key.clone()),
-                    serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
-                    _ => None,
-                })
-                .collect();
-            let inner = err.into_inner();
-            // A YAML syntax error has a position but nothing was deserialised yet.
-            let syntax = path.is_empty() && inner.location().is_some();
-            let position = inner.location().map(|l| (l.line(), l.column()));
-            let message = inner.to_string();
-            let message = strip_position_suffix(&message);
-            if syntax {
-                return Error::Syntax {
-                    at: Location {
-                        file: file.to_owned(),
-                        position,
-                    },
-                    message: message.to_owned(),
-                };
-            }
-            let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-            let mut at = locate_in(file, tree.as_ref(), &segments);
-            if at.position.is_none() {
-                at.position = position;
-            }
-            let message = if path.is_empty() {
-                message.to_owned()
-            } else {
-                format!("at `{}`: {message}", path.join("."))
-            };
-            Error::NotOpenApi { at, message }
+        let located = |err: &serde_yaml::Error| Location {
+            file: file.to_owned(),
+            position: err.location().map(|l| (l.line(), l.column())),
+        };
+        // Syntax first, so that a YAML error is never reported as a schema error.
+        if let Err(err) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+            return Err(Error::Syntax {
+                at: located(&err),
+                message: without_position(&err.to_string()),
+            });
+        }
+        let document: OpenAPI = serde_yaml::from_str(text).map_err(|err| Error::NotOpenApi {
+            at: located(&err),
+            message: without_position(&err.to_string()),
         })?;
+        // The positioned tree only serves to locate nodes for later errors;
+        // serde_yaml stays the parser of record.
+        let tree = marked_yaml::parse_yaml(0, text).ok();
         Ok(Self {
             file: file.to_owned(),
             document,
@@ -114,13 +91,17 @@ impl Spec {
     }
 }
 
-/// serde_yaml appends " at line L column C" to its messages; the position is
-/// printed in front instead.
-fn strip_position_suffix(message: &str) -> &str {
-    match message.rfind(" at line ") {
-        Some(i) => &message[..i],
-        None => message,
-    }
+/// serde_yaml puts " at line L column C" inside its messages; the position
+/// is printed in front of the message instead.
+fn without_position(message: &str) -> String {
+    let Some(start) = message.find(" at line ") else {
+        return message.to_owned();
+    };
+    let rest = &message[start + " at line ".len()..];
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.strip_prefix(" column ").unwrap_or(rest);
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    format!("{}{rest}", &message[..start])
 }
 
 fn locate_in(file: &str, tree: Option<&Node>, path: &[&str]) -> Location {

@@ -1,0 +1,96 @@
+//! Snapshot tests of the generator: the generated code of every spec in
+//! `specs/`, the error message of every broken fixture spec in
+//! `tests/fixtures/specs/`, and a check that `generated/` matches `specs/`
+//! so that a plain `cargo test` catches drift.
+//!
+//! Review changed snapshots with `cargo insta review`.
+
+use std::path::{Path, PathBuf};
+
+use paytokens_codegen::{Error, Spec, generate, regen};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `specs/x.yaml`-style name of a file under the workspace root.
+fn relative(path: &Path) -> String {
+    path.strip_prefix(root())
+        .expect("test files live in the workspace")
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+fn generate_file(path: &Path) -> Result<paytokens_codegen::GeneratedCrate, Error> {
+    let id = path.file_stem().unwrap().to_string_lossy().into_owned();
+    let spec = Spec::load(path, &relative(path))?;
+    generate(&spec, &id)
+}
+
+#[test]
+fn every_spec_generates_its_snapshot() {
+    insta::glob!("../specs", "*.yaml", |path| {
+        let krate = generate_file(path).unwrap_or_else(|e| panic!("{e}"));
+        let lib = &krate.files[1];
+        assert_eq!(lib.path, "src/lib.rs");
+        insta::assert_snapshot!(lib.contents);
+    });
+}
+
+#[test]
+fn every_broken_fixture_spec_is_a_located_error() {
+    insta::glob!("fixtures/specs", "*.yaml", |path| {
+        let err = match generate_file(path) {
+            Ok(_) => panic!("{} generated without error", relative(path)),
+            Err(err) => err,
+        };
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&relative(path)),
+            "error does not name its file: {message}"
+        );
+        insta::assert_snapshot!(message);
+    });
+}
+
+#[test]
+fn generation_is_deterministic() {
+    let path = root().join("specs/singapay.yaml");
+    let first = generate_file(&path).unwrap();
+    let second = generate_file(&path).unwrap();
+    assert_eq!(first, second);
+}
+
+#[test]
+fn generated_crates_match_their_specs() {
+    let plan = regen::plan(&root()).unwrap_or_else(|errors| {
+        let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        panic!("specs/ does not generate:\n{}", messages.join("\n"))
+    });
+    let stale: Vec<&str> = plan.stale_paths().collect();
+    assert!(
+        stale.is_empty(),
+        "generated/ is stale, run `cargo xtask regen`: {stale:?}"
+    );
+    assert_eq!(plan.specs, 4);
+}
+
+#[test]
+fn provider_id_must_be_kebab_case() {
+    let text = std::fs::read_to_string(root().join("specs/autopay.yaml")).unwrap();
+    let spec = Spec::parse("specs/Auto_Pay.yaml", &text).unwrap();
+    let err = generate(&spec, "Auto_Pay").unwrap_err();
+    assert!(matches!(err, Error::InvalidProviderId { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("specs/Auto_Pay.yaml: `Auto_Pay`")
+    );
+}
+
+#[test]
+fn scope_enum_is_emitted_only_for_specs_with_scopes() {
+    let billing = generate_file(&root().join("specs/pyng-billing.yaml")).unwrap();
+    let checkout = generate_file(&root().join("specs/pyng-checkout.yaml")).unwrap();
+    assert!(billing.files[1].contents.contains("pub enum Scope {"));
+    assert!(!checkout.files[1].contents.contains("pub enum Scope"));
+}

@@ -1,0 +1,172 @@
+//! Smoke proof of the generated clients: each one makes one token call over
+//! real HTTP to wiremock on 127.0.0.1 and decodes the provider document's own
+//! example response. (The adapters and their full wire-format tests build on
+//! these clients; this only shows the generated layer works on its own.)
+
+use serde_json::json;
+use wiremock::matchers::{body_json, body_string, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn serve(route: &str, body: serde_json::Value) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(200).set_body_json(body))
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn pyng_billing_client_decodes_the_documented_token_response() {
+    let server = serve(
+        "/billing/oauth2/token",
+        json!({
+            "access_token": "access_token_example",
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "scope": "billing:customers:invite billing:customers:read billing:batches:submit billing:batches:read"
+        }),
+    )
+    .await;
+    let client = pyng_billing_client::Client::new(&server.uri());
+    let scope = pyng_billing_client::Scope::ALL
+        .map(|s| s.as_str())
+        .join(" ");
+    let body = pyng_billing_client::types::TokenRequest {
+        grant_type: Default::default(),
+        scope,
+    };
+    let token = client.request_token(&body).await.unwrap().into_inner();
+    assert_eq!(token.access_token, "access_token_example");
+    assert_eq!(token.expires_in, 900);
+    let sent = &server.received_requests().await.unwrap()[0];
+    assert_eq!(
+        String::from_utf8_lossy(&sent.body),
+        "grant_type=client_credentials&scope=billing%3Acustomers%3Ainvite+billing%3Acustomers%3Aread+billing%3Abatches%3Asubmit+billing%3Abatches%3Aread"
+    );
+}
+
+#[tokio::test]
+async fn pyng_checkout_client_decodes_the_documented_token_response() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/checkout/oauth2/token"))
+        .and(header("content-type", "application/x-www-form-urlencoded"))
+        .and(body_string(
+            "grant_type=client_credentials&scope=pyng_defined_scope",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "access_token_example",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "pyng_granted_scope_1 pyng_granted_scope_2"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = pyng_checkout_client::Client::new(&server.uri());
+    let body = pyng_checkout_client::types::TokenRequest {
+        grant_type: Default::default(),
+        scope: "pyng_defined_scope".to_owned(),
+    };
+    let token = client.request_token(&body).await.unwrap().into_inner();
+    assert_eq!(token.scope, "pyng_granted_scope_1 pyng_granted_scope_2");
+    assert_eq!(token.expires_in, 3600);
+}
+
+#[tokio::test]
+async fn autopay_client_sends_constants_and_decodes_the_documented_response() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .and(body_json(json!({
+            "client_id": "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
+            "client_secret": "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
+            "audience": "https://api.autopay.io",
+            "grant_type": "client_credentials"
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ",
+            "scope": "customer_club",
+            "expires_in": 86400,
+            "token_type": "Bearer"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = autopay_client::Client::new(&server.uri());
+    let body = autopay_client::types::TokenRequest {
+        client_id: "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA".to_owned(),
+        client_secret: "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg".to_owned(),
+        audience: Default::default(),
+        grant_type: Default::default(),
+    };
+    let token = client.request_token(&body).await.unwrap().into_inner();
+    assert_eq!(token.expires_in, 86400);
+    assert_eq!(token.scope.as_deref(), Some("customer_club"));
+}
+
+#[tokio::test]
+async fn singapay_client_decodes_expires_in_sent_as_a_string() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1.0/access-token/b2b"))
+        .and(header(
+            "x-partner-id",
+            "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9",
+        ))
+        .and(body_json(json!({"grantType": "client_credentials"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "status": 200,
+            "success": true,
+            "data": {
+                "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}",
+                "token_type": "Bearer",
+                "expires_in": "3600"
+            }
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = singapay_client::Client::new(&server.uri());
+    let token = client
+        .request_token("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9", &Default::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let data = token.data.expect("data is present on success");
+    assert!(token.success);
+    assert!(matches!(
+        data.expires_in,
+        singapay_client::types::ExpiresIn::String(ref s) if s == "3600"
+    ));
+}
+
+#[tokio::test]
+async fn singapay_client_types_the_documented_401_as_an_error_response() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+            "status": 401,
+            "success": false,
+            "error": {"code": 401, "message": "Invalid credentials"}
+        })))
+        .mount(&server)
+        .await;
+    let client = singapay_client::Client::new(&server.uri());
+    let err = client
+        .request_token("partner", &Default::default())
+        .await
+        .unwrap_err();
+    let singapay_client::Error::ErrorResponse(response) = err else {
+        panic!("expected a typed error response, got {err:?}");
+    };
+    assert_eq!(response.status(), 401);
+    let body = response.into_inner();
+    assert_eq!(
+        body.error.unwrap().message.as_deref(),
+        Some("Invalid credentials")
+    );
+}
