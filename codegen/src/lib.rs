@@ -90,6 +90,8 @@ pub fn generate(spec: &Spec, provider: &str) -> Result<GeneratedCrate> {
     let tokens = quote! {
         #( #![doc = #crate_doc] )*
         #![allow(clippy::all, unused_imports, missing_docs)]
+        // prettyplease formats this file; `cargo fmt --all` must not restyle it.
+        #![cfg_attr(rustfmt, rustfmt_skip)]
         #client
         #scopes
     };
