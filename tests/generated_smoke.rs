@@ -30,7 +30,10 @@ async fn pyng_billing_client_decodes_the_documented_token_response() {
         }),
     )
     .await;
-    let client = pyng_billing_client::Client::new(&server.uri());
+    let client = pyng_billing_client::Client::new(
+        &server.uri(),
+        pyng_billing_client::ResponseGuard::new(64 * 1024),
+    );
     let scope = pyng_billing_client::Scope::ALL
         .map(|s| s.as_str())
         .join(" ");
@@ -66,7 +69,10 @@ async fn pyng_checkout_client_decodes_the_documented_token_response() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = pyng_checkout_client::Client::new(&server.uri());
+    let client = pyng_checkout_client::Client::new(
+        &server.uri(),
+        pyng_checkout_client::ResponseGuard::new(64 * 1024),
+    );
     let body = pyng_checkout_client::types::TokenRequest {
         grant_type: Default::default(),
         scope: "pyng_defined_scope".to_owned(),
@@ -96,7 +102,8 @@ async fn autopay_client_sends_constants_and_decodes_the_documented_response() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = autopay_client::Client::new(&server.uri());
+    let client =
+        autopay_client::Client::new(&server.uri(), autopay_client::ResponseGuard::new(64 * 1024));
     let body = autopay_client::types::TokenRequest {
         client_id: "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA".to_owned(),
         client_secret: "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg".to_owned(),
@@ -130,7 +137,10 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
         .expect(1)
         .mount(&server)
         .await;
-    let client = singapay_client::Client::new(&server.uri());
+    let client = singapay_client::Client::new(
+        &server.uri(),
+        singapay_client::ResponseGuard::new(64 * 1024),
+    );
     let token = client
         .request_token("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9", &Default::default())
         .await
@@ -155,7 +165,10 @@ async fn singapay_client_types_the_documented_401_as_an_error_response() {
         })))
         .mount(&server)
         .await;
-    let client = singapay_client::Client::new(&server.uri());
+    let client = singapay_client::Client::new(
+        &server.uri(),
+        singapay_client::ResponseGuard::new(64 * 1024),
+    );
     let err = client
         .request_token("partner", &Default::default())
         .await
