@@ -1,0 +1,510 @@
+//! What every adapter shares: the HTTP client (timeouts, no redirects, HTTP
+//! Basic), the retry loop, the mapping of generated-client errors onto
+//! [`TokenError`], and the validation that turns a decoded response into an
+//! [`AccessToken`]. An adapter only builds its request, makes the call and
+//! hands the pieces here.
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use backon::{ExponentialBuilder, Retryable};
+use base64::Engine as _;
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+
+use crate::config::{Check, Credentials, HttpOptions, RetryPolicy};
+use crate::{AccessToken, Provider, TokenError};
+
+/// The longest token lifetime accepted: anything above a year is a broken
+/// `expires_in`, not a policy.
+pub(crate) const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Longest provider error message kept in a [`TokenError::Rejected`].
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// One provider endpoint, configured and ready to call.
+pub(crate) struct Exchange {
+    provider: Provider,
+    base_url: String,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+    max_body_bytes: u64,
+    /// Kept only to mask it should a provider echo it in an error message.
+    secret: SecretString,
+}
+
+/// `expires_in` as the provider sent it.
+pub(crate) enum Lifetime<'a> {
+    /// A JSON integer.
+    Seconds(i64),
+    /// A JSON string (Singapay), parsed strictly as decimal digits.
+    Text(&'a str),
+}
+
+/// The parts of a decoded success response that make an [`AccessToken`].
+pub(crate) struct Grant<'a> {
+    pub access_token: String,
+    pub token_type: &'a str,
+    pub expires_in: Lifetime<'a>,
+    /// Space-separated granted scopes, when the provider reports them.
+    pub scope: Option<&'a str>,
+}
+
+/// What a provider's error body said: its code and message.
+pub(crate) type Refusal = (Option<String>, Option<String>);
+
+impl Exchange {
+    /// Checks the shared configuration and builds the HTTP client. With
+    /// `basic_auth`, every request carries `Authorization: Basic
+    /// base64(id:secret)`, marked sensitive.
+    pub(crate) fn new(
+        provider: Provider,
+        base_url: &str,
+        credentials: &Credentials,
+        options: &HttpOptions,
+        basic_auth: bool,
+    ) -> Result<Self, TokenError> {
+        let check = Check(provider);
+        let base_url = check.base_url(base_url)?;
+        check.credentials(credentials, basic_auth)?;
+        check.http(options)?;
+        let mut headers = HeaderMap::new();
+        if basic_auth {
+            let pair = format!(
+                "{}:{}",
+                credentials.client_id,
+                credentials.client_secret.expose_secret()
+            );
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            let mut value = HeaderValue::try_from(format!("Basic {encoded}"))
+                .map_err(|_| check.fail("credentials cannot be sent as a header"))?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            // A redirect would resend the credentials to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("paytokens/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| check.fail(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            provider,
+            base_url,
+            http,
+            retry: options.retry.clone(),
+            max_body_bytes: options.max_body_bytes,
+            secret: credentials.client_secret.clone(),
+        })
+    }
+
+    pub(crate) fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub(crate) fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    pub(crate) fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retry policy
+    /// is spent. Only [`TokenError::Transient`] is retried; a `Retry-After`
+    /// replaces the backoff delay, and one above the cap ends the retries.
+    pub(crate) async fn with_retries<F, Fut>(&self, attempt: F) -> Result<AccessToken, TokenError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<AccessToken, TokenError>>,
+    {
+        let policy = &self.retry;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.initial_backoff)
+            .with_max_delay(policy.max_backoff)
+            .with_max_times(policy.max_attempts.saturating_sub(1) as usize)
+            .with_jitter();
+        let cap = policy.max_retry_after;
+        attempt
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(TokenError::is_retryable)
+            .adjust(move |err, delay| match (delay, err.retry_after()) {
+                (None, _) => None,
+                (Some(_), Some(wait)) if wait > cap => None,
+                (Some(_), Some(wait)) => Some(wait),
+                (Some(delay), None) => Some(delay),
+            })
+            .notify(|err, delay| {
+                tracing::warn!(
+                    provider = %self.provider,
+                    error = %err,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "token request failed; retrying"
+                );
+            })
+            .await
+    }
+
+    /// Checks a decoded success response and builds the token; `sent` is
+    /// when the request left.
+    pub(crate) fn token(&self, sent: Instant, grant: Grant<'_>) -> Result<AccessToken, TokenError> {
+        let invalid = |problem: &str| self.invalid(200, problem);
+        if grant.access_token.is_empty() {
+            return Err(invalid("access_token is empty"));
+        }
+        if !grant.token_type.eq_ignore_ascii_case("bearer") {
+            return Err(invalid(&token_type_problem(grant.token_type)));
+        }
+        let lifetime = lifetime(grant.expires_in).map_err(|p| invalid(&p))?;
+        let scopes = grant
+            .scope
+            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .unwrap_or_default();
+        let secret = SecretString::from(grant.access_token);
+        AccessToken::new(self.provider, secret, scopes, lifetime, sent).ok_or_else(|| {
+            invalid("access_token has characters that cannot be sent in an HTTP header")
+        })
+    }
+
+    /// A [`TokenError::InvalidResponse`] for this provider.
+    pub(crate) fn invalid(&self, status: u16, problem: &str) -> TokenError {
+        TokenError::InvalidResponse {
+            provider: self.provider,
+            status,
+            problem: problem.to_owned(),
+        }
+    }
+
+    /// Maps a generated client's error onto [`TokenError`]. `status` and
+    /// `headers` come from the call's response guard (they survive a body
+    /// that does not decode); `T` is the success type, re-read to say which
+    /// field was wrong; `refusal` reads code and message from the provider's
+    /// error type.
+    pub(crate) fn error<T: DeserializeOwned, E>(
+        &self,
+        err: progenitor_client::Error<E>,
+        status: Option<StatusCode>,
+        headers: Option<&HeaderMap>,
+        refusal: impl FnOnce(E) -> Refusal,
+    ) -> TokenError {
+        use progenitor_client::Error as E;
+        let provider = self.provider;
+        match err {
+            E::ErrorResponse(response) => {
+                let status = response.status();
+                let retry_after = retry_after(response.headers());
+                self.by_status(status, retry_after)
+                    .unwrap_or_else(|| self.rejected(status, refusal(response.into_inner())))
+            }
+            E::UnexpectedResponse(response) => {
+                let status = response.status();
+                self.by_status(status, retry_after(response.headers()))
+                    .unwrap_or_else(|| self.unexpected_status(status))
+            }
+            E::InvalidResponsePayload(bytes, cause) => {
+                let status = status.unwrap_or(StatusCode::OK);
+                if let Some(err) = self.by_status(status, headers.and_then(retry_after)) {
+                    return err;
+                }
+                if status.is_client_error() {
+                    // A refusal whose body is not the documented shape
+                    // (an HTML page, say) is still a refusal.
+                    return self.rejected(status, (None, None));
+                }
+                self.invalid(status.as_u16(), &describe_payload::<T>(&bytes, &cause))
+            }
+            E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
+                TokenError::Transient {
+                    provider,
+                    reason: transport_reason(&e).to_owned(),
+                    status: status.map(|s| s.as_u16()),
+                    retry_after: None,
+                }
+            }
+            // Only our response guard returns Custom: its text is ours.
+            E::Custom(problem) => self.invalid(status.map_or(0, |s| s.as_u16()), &problem),
+            E::InvalidRequest(problem) => TokenError::Config {
+                provider,
+                problem: format!("the request cannot be built: {problem}"),
+            },
+        }
+    }
+
+    /// Transient statuses: 408, 429 and 5xx.
+    fn by_status(&self, status: StatusCode, retry_after: Option<Duration>) -> Option<TokenError> {
+        let transient = status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error();
+        transient.then(|| TokenError::Transient {
+            provider: self.provider,
+            reason: format!("HTTP {}", status.as_u16()),
+            status: Some(status.as_u16()),
+            retry_after,
+        })
+    }
+
+    fn unexpected_status(&self, status: StatusCode) -> TokenError {
+        let problem = if status.is_redirection() {
+            "redirect not followed (token requests never follow redirects); check the base URL"
+                .to_owned()
+        } else {
+            format!("unexpected HTTP status {}", status.as_u16())
+        };
+        self.invalid(status.as_u16(), &problem)
+    }
+
+    fn rejected(&self, status: StatusCode, (code, message): Refusal) -> TokenError {
+        TokenError::Rejected {
+            provider: self.provider,
+            status: status.as_u16(),
+            code: code.map(|c| self.clean(&c)),
+            message: message.map(|m| self.clean(&m)),
+        }
+    }
+
+    /// Provider text made safe to show: the client secret masked, control
+    /// characters dropped, at most [`MAX_MESSAGE_CHARS`] characters.
+    fn clean(&self, text: &str) -> String {
+        let secret = self.secret.expose_secret();
+        let masked = if secret.is_empty() {
+            text.to_owned()
+        } else {
+            text.replace(secret, "[REDACTED]")
+        };
+        masked
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_MESSAGE_CHARS)
+            .collect()
+    }
+}
+
+/// Validates `expires_in`: whole seconds, from 1 to [`MAX_LIFETIME`].
+fn lifetime(raw: Lifetime<'_>) -> Result<Duration, String> {
+    let seconds = match raw {
+        Lifetime::Seconds(n) => n,
+        Lifetime::Text(text) => {
+            if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("expires_in is a string that is not a whole number of seconds".into());
+            }
+            text.parse()
+                .map_err(|_| "expires_in is not a whole number of seconds".to_owned())?
+        }
+    };
+    if seconds <= 0 {
+        return Err(format!("expires_in is {seconds}; it must be positive"));
+    }
+    let lifetime = Duration::from_secs(seconds as u64);
+    if lifetime > MAX_LIFETIME {
+        return Err(format!(
+            "expires_in is {seconds} s, more than the {} s accepted",
+            MAX_LIFETIME.as_secs()
+        ));
+    }
+    Ok(lifetime)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP-date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn transport_reason(err: &reqwest::Error) -> &'static str {
+    if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "connection failed while reading the response body"
+    } else {
+        "request failed"
+    }
+}
+
+/// Names a short alphanumeric token type (`mac`); anything else could be a
+/// misplaced token, so it is not quoted.
+fn token_type_problem(value: &str) -> String {
+    if value.is_empty() {
+        "token_type is empty, not Bearer".to_owned()
+    } else if value.len() <= 16 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        format!("token_type is `{value}`, not Bearer")
+    } else {
+        "token_type is not Bearer".to_owned()
+    }
+}
+
+/// Says what is wrong with a success body that did not decode, naming the
+/// field but never quoting a value from the body.
+fn describe_payload<T: DeserializeOwned>(bytes: &[u8], cause: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match cause.classify() {
+        Category::Eof if bytes.iter().all(u8::is_ascii_whitespace) => "body is empty".into(),
+        Category::Eof => "body is truncated JSON".into(),
+        Category::Syntax | Category::Io => {
+            let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+            if first == Some(&b'<') {
+                "body is HTML, not JSON".into()
+            } else {
+                "body is not JSON".into()
+            }
+        }
+        Category::Data => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Ok(_) => "body does not match the token response schema".into(),
+                Err(err) => {
+                    let path = err.path().to_string();
+                    let what = without_values(&err.into_inner().to_string());
+                    if path == "." {
+                        format!("body does not match the token response schema: {what}")
+                    } else {
+                        format!("`{path}`: {what}")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// serde's message without the values it quotes (`invalid type: string
+/// "…"` could be a token): field names after "missing field" and the like
+/// are kept, every other quoted or back-ticked run is dropped.
+fn without_values(message: &str) -> String {
+    let message = match message.find(" at line ") {
+        Some(i) => &message[..i],
+        None => message,
+    };
+    if message.starts_with("missing field") || message.starts_with("duplicate field") {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    match c {
+                        '\\' if !escaped => escaped = true,
+                        '"' if !escaped => break,
+                        _ => escaped = false,
+                    }
+                }
+            }
+            '`' => {
+                for c in chars.by_ref() {
+                    if c == '`' {
+                        break;
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(" ,", ",")
+}
+
+/// One attempt against a generated client: builds the client with a fresh
+/// response guard, records when the request was sent, makes `$call`, then
+/// either runs `$success` on the decoded body (it returns the token) or maps
+/// the error, reading the provider's code and message with `$refusal`.
+macro_rules! attempt {
+    (
+        $exchange:expr, $krate:ident,
+        |$client:ident| $call:expr,
+        |$body:ident, $sent:ident| $success:expr,
+        |$error:ident| $refusal:expr $(,)?
+    ) => {{
+        let exchange: &$crate::exchange::Exchange = $exchange;
+        let $client = $krate::Client::new_with_client(
+            exchange.base_url(),
+            exchange.http(),
+            $krate::ResponseGuard::new(exchange.max_body_bytes()),
+        );
+        let $sent = ::tokio::time::Instant::now();
+        match $call.await {
+            Ok(response) => {
+                let $body = response.into_inner();
+                $success
+            }
+            Err(err) => {
+                let guard = ::progenitor_client::ClientInfo::inner(&$client);
+                Err(exchange.error::<$krate::types::TokenResponse, _>(
+                    err,
+                    guard.status(),
+                    guard.headers(),
+                    |$error| $refusal,
+                ))
+            }
+        }
+    }};
+}
+pub(crate) use attempt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_values_are_removed_from_messages() {
+        assert_eq!(
+            without_values(r#"invalid type: string "tok\"en", expected i64 at line 1 column 9"#),
+            "invalid type: string, expected i64"
+        );
+        assert_eq!(
+            without_values("invalid type: floating point `1.5`, expected i64"),
+            "invalid type: floating point, expected i64"
+        );
+        assert_eq!(
+            without_values("missing field `access_token`"),
+            "missing field `access_token`"
+        );
+    }
+
+    #[test]
+    fn lifetimes_must_be_whole_positive_seconds() {
+        assert_eq!(
+            lifetime(Lifetime::Text("3600")),
+            Ok(Duration::from_secs(3600))
+        );
+        for bad in ["", "abc", "3600s", "-1", "1.5", " 3600", "99999999999999"] {
+            assert!(lifetime(Lifetime::Text(bad)).is_err(), "{bad:?} accepted");
+        }
+        assert!(lifetime(Lifetime::Seconds(0)).is_err());
+        assert!(lifetime(Lifetime::Seconds(-1)).is_err());
+        assert!(lifetime(Lifetime::Seconds(i64::MAX)).is_err());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(7)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        let date = httpdate::fmt_http_date(later);
+        headers.insert(header::RETRY_AFTER, HeaderValue::try_from(date).unwrap());
+        let wait = retry_after(&headers).unwrap();
+        assert!(wait <= Duration::from_secs(120) && wait >= Duration::from_secs(115));
+    }
+}

@@ -1,0 +1,601 @@
+//! Every [`TokenError`] class produced by a real HTTP exchange with wiremock
+//! on 127.0.0.1, for all four providers, and never a canary secret or token
+//! in the Debug or Display of what comes back.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use paytokens::{Credentials, HttpOptions, Provider, TokenError};
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Serves `template` for every POST and returns the server.
+async fn serve(template: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(template)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// One fetch of `provider` against a server answering `template`.
+async fn fetch(
+    provider: Provider,
+    template: ResponseTemplate,
+    http: HttpOptions,
+) -> (Result<paytokens::AccessToken, TokenError>, usize) {
+    let server = serve(template).await;
+    let result = source(provider, &server.uri(), http).fetch().await;
+    assert_result_leaks_nothing(&result);
+    let requests = server.received_requests().await.unwrap().len();
+    (result, requests)
+}
+
+/// The object holding the token fields: the body, or Singapay's `data`.
+fn token_fields(provider: Provider, body: &mut Value) -> &mut serde_json::Map<String, Value> {
+    let object = match provider {
+        Provider::Singapay => &mut body["data"],
+        _ => body,
+    };
+    object.as_object_mut().unwrap()
+}
+
+fn invalid_problem(
+    provider: Provider,
+    result: Result<paytokens::AccessToken, TokenError>,
+) -> String {
+    match result {
+        Err(e @ TokenError::InvalidResponse { .. })
+            if std::env::var("SHOW").is_ok() && {
+                eprintln!("MSG {e}");
+                false
+            } =>
+        {
+            unreachable!()
+        }
+        Err(TokenError::InvalidResponse {
+            provider: p,
+            problem,
+            ..
+        }) => {
+            assert_eq!(p, provider);
+            problem
+        }
+        other => panic!("{provider}: expected InvalidResponse, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn refusal_with_a_non_json_body_is_still_rejected_with_its_status() {
+    for provider in Provider::ALL {
+        for status in [400, 401, 403] {
+            let page = ResponseTemplate::new(status)
+                .set_body_raw("<html><body>Forbidden</body></html>", "text/html");
+            let (result, requests) = fetch(provider, page, quick(3)).await;
+            assert_eq!(
+                result.unwrap_err(),
+                TokenError::Rejected {
+                    provider,
+                    status,
+                    code: None,
+                    message: None
+                }
+            );
+            assert_eq!(requests, 1, "a refusal is not retried");
+        }
+    }
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_retried_up_to_the_attempt_limit() {
+    for provider in Provider::ALL {
+        for status in [500, 502, 503] {
+            let page = ResponseTemplate::new(status).set_body_raw("<h1>down</h1>", "text/html");
+            let (result, requests) = fetch(provider, page, quick(3)).await;
+            let err = result.unwrap_err();
+            assert!(err.is_retryable(), "{err}");
+            assert!(
+                matches!(err, TokenError::Transient { status: Some(s), .. } if s == status),
+                "{err:?}"
+            );
+            assert_eq!(requests, 3, "{provider} {status}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_transient_failure_followed_by_success_yields_the_token() {
+    for provider in Provider::ALL {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(good(provider)))
+            .mount(&server)
+            .await;
+        let token = source(provider, &server.uri(), quick(3))
+            .fetch()
+            .await
+            .unwrap();
+        assert_eq!(token.provider(), provider);
+        assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn too_many_requests_carries_retry_after_in_seconds() {
+    for provider in Provider::ALL {
+        let template = ResponseTemplate::new(429).insert_header("retry-after", "120");
+        let (result, _) = fetch(provider, template, quick(1)).await;
+        let err = result.unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.retry_after(),
+            Some(Duration::from_secs(120)),
+            "{provider}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn too_many_requests_carries_retry_after_as_an_http_date() {
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
+    for provider in Provider::ALL {
+        let template = ResponseTemplate::new(429).insert_header("retry-after", date.as_str());
+        let (result, _) = fetch(provider, template, quick(1)).await;
+        let wait = result
+            .unwrap_err()
+            .retry_after()
+            .expect("retry_after is set");
+        assert!(
+            wait > Duration::from_secs(590) && wait <= Duration::from_secs(600),
+            "{wait:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn retry_after_above_the_cap_ends_the_fetch_without_waiting() {
+    for provider in Provider::ALL {
+        // Default cap: 30 s; the provider asks for 120 s.
+        let template = ResponseTemplate::new(429).insert_header("retry-after", "120");
+        let (result, requests) = fetch(provider, template, quick(3)).await;
+        assert_eq!(
+            result.unwrap_err().retry_after(),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(requests, 1, "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_within_the_cap_is_honoured_by_retrying() {
+    for provider in Provider::ALL {
+        let template = ResponseTemplate::new(429).insert_header("retry-after", "0");
+        let (result, requests) = fetch(provider, template, quick(2)).await;
+        assert!(result.unwrap_err().is_retryable());
+        assert_eq!(requests, 2, "{provider}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_as_transient() {
+    for provider in Provider::ALL {
+        let slow = ResponseTemplate::new(200)
+            .set_body_json(good(provider))
+            .set_delay(Duration::from_secs(5));
+        let (result, _) = fetch(provider, slow, quick(1)).await;
+        match result.unwrap_err() {
+            TokenError::Transient {
+                reason,
+                status: None,
+                ..
+            } => assert_eq!(reason, "timed out"),
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_transient() {
+    // Bind a loopback port and close it again: connecting is then refused.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    for provider in Provider::ALL {
+        let base = format!("http://127.0.0.1:{port}");
+        let err = source(provider, &base, quick(2)).fetch().await.unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        match err {
+            TokenError::Transient { reason, .. } => assert_eq!(reason, "connection failed"),
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn redirects_are_never_followed() {
+    let elsewhere = serve(ResponseTemplate::new(200)).await;
+    for provider in Provider::ALL {
+        for status in [301, 302, 307] {
+            let redirect = ResponseTemplate::new(status)
+                .insert_header("location", format!("{}/steal", elsewhere.uri()).as_str());
+            let (result, requests) = fetch(provider, redirect, quick(3)).await;
+            let problem = invalid_problem(provider, result);
+            assert!(problem.contains("redirect"), "{problem}");
+            assert_eq!(requests, 1);
+        }
+    }
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unusable_success_bodies_are_invalid_responses_naming_the_problem() {
+    let raw =
+        |body: &str| ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json");
+    for provider in Provider::ALL {
+        let cases = [
+            (raw(""), "body is empty"),
+            (
+                raw("{\"access_token\": \"CANARY-TOKEN-c0ffee42d00d\", \"tok"),
+                "truncated",
+            ),
+            (raw("<html>maintenance</html>"), "HTML"),
+            (raw("access_token=CANARY-TOKEN-c0ffee42d00d"), "not JSON"),
+            (raw("[]"), "schema"),
+            (raw("null"), "schema"),
+            (raw("42"), "schema"),
+            (raw("\"CANARY-TOKEN-c0ffee42d00d\""), "schema"),
+        ];
+        for (template, expected) in cases {
+            let (result, requests) = fetch(provider, template, quick(3)).await;
+            let problem = invalid_problem(provider, result);
+            assert!(problem.contains(expected), "{provider}: {problem}");
+            assert_eq!(requests, 1, "invalid responses are not retried");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_token_fields_are_invalid_responses_naming_the_field() {
+    type Edit = fn(&mut serde_json::Map<String, Value>);
+    let cases: [(&str, Edit, &str); 12] = [
+        (
+            "missing token",
+            |f| {
+                f.remove("access_token");
+            },
+            "access_token",
+        ),
+        (
+            "empty token",
+            |f| {
+                f.insert("access_token".into(), json!(""));
+            },
+            "access_token is empty",
+        ),
+        (
+            "null token",
+            |f| {
+                f.insert("access_token".into(), Value::Null);
+            },
+            "access_token",
+        ),
+        (
+            "mac type",
+            |f| {
+                f.insert("token_type".into(), json!("mac"));
+            },
+            "`mac`, not Bearer",
+        ),
+        (
+            "empty type",
+            |f| {
+                f.insert("token_type".into(), json!(""));
+            },
+            "token_type is empty, not Bearer",
+        ),
+        (
+            "token as type",
+            |f| {
+                f.insert("token_type".into(), json!(CANARY_TOKEN));
+            },
+            "token_type is not Bearer",
+        ),
+        (
+            "zero lifetime",
+            |f| {
+                f.insert("expires_in".into(), json!(0));
+            },
+            "expires_in is 0",
+        ),
+        (
+            "negative lifetime",
+            |f| {
+                f.insert("expires_in".into(), json!(-1));
+            },
+            "expires_in is -1",
+        ),
+        (
+            "fractional lifetime",
+            |f| {
+                f.insert("expires_in".into(), json!(1.5));
+            },
+            "expires_in",
+        ),
+        (
+            "absurd lifetime",
+            |f| {
+                f.insert("expires_in".into(), json!(1e20));
+            },
+            "expires_in",
+        ),
+        (
+            "huge integer",
+            |f| {
+                f.insert("expires_in".into(), json!(99_999_999_999i64));
+            },
+            "expires_in",
+        ),
+        (
+            "missing lifetime",
+            |f| {
+                f.remove("expires_in");
+            },
+            "expires_in",
+        ),
+    ];
+    for provider in Provider::ALL {
+        for (name, edit, expected) in cases {
+            let mut body = good(provider);
+            edit(token_fields(provider, &mut body));
+            let (result, _) = fetch(
+                provider,
+                ResponseTemplate::new(200).set_body_json(body),
+                quick(1),
+            )
+            .await;
+            let problem = invalid_problem(provider, result);
+            assert!(problem.contains(expected), "{provider} {name}: {problem}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn non_numeric_expires_in_is_an_invalid_response() {
+    for provider in Provider::ALL {
+        for text in ["abc", "3600s", "1.5", "-1", ""] {
+            let body = success(provider, CANARY_TOKEN, "Bearer", json!(text));
+            let (result, _) = fetch(
+                provider,
+                ResponseTemplate::new(200).set_body_json(body),
+                quick(1),
+            )
+            .await;
+            let problem = invalid_problem(provider, result);
+            assert!(
+                problem.contains("expires_in"),
+                "{provider} {text:?}: {problem}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn singapay_success_false_inside_a_200_is_an_invalid_response() {
+    let (body, _, _) = refusal(Provider::Singapay);
+    let mut body = body;
+    body["status"] = json!(200);
+    let (result, _) = fetch(
+        Provider::Singapay,
+        ResponseTemplate::new(200).set_body_json(body),
+        quick(1),
+    )
+    .await;
+    let problem = invalid_problem(Provider::Singapay, result);
+    assert!(problem.contains("success is false"), "{problem}");
+}
+
+#[tokio::test]
+async fn singapay_success_without_data_is_an_invalid_response() {
+    let body = json!({"status": 200, "success": true});
+    let (result, _) = fetch(
+        Provider::Singapay,
+        ResponseTemplate::new(200).set_body_json(body),
+        quick(1),
+    )
+    .await;
+    assert!(invalid_problem(Provider::Singapay, result).contains("`data` is missing"));
+}
+
+#[tokio::test]
+async fn singapay_status_field_disagreeing_with_http_is_an_invalid_response() {
+    let mut body = good(Provider::Singapay);
+    body["status"] = json!(401);
+    let (result, _) = fetch(
+        Provider::Singapay,
+        ResponseTemplate::new(200).set_body_json(body),
+        quick(1),
+    )
+    .await;
+    assert!(invalid_problem(Provider::Singapay, result).contains("status field is 401"));
+}
+
+#[tokio::test]
+async fn a_body_declared_over_the_limit_is_refused_before_it_is_read() {
+    for provider in Provider::ALL {
+        let huge = "x".repeat(1024 * 1024);
+        let body = success(provider, &huge, "Bearer", json!(3600));
+        let (result, _) = fetch(
+            provider,
+            ResponseTemplate::new(200).set_body_json(body),
+            quick(1),
+        )
+        .await;
+        let problem = invalid_problem(provider, result);
+        assert!(
+            problem.contains("exceeds the limit of 65536 bytes"),
+            "{problem}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_undocumented_success_status_is_an_invalid_response() {
+    for provider in Provider::ALL {
+        let template = ResponseTemplate::new(201).set_body_json(good(provider));
+        let (result, _) = fetch(provider, template, quick(1)).await;
+        assert!(invalid_problem(provider, result).contains("unexpected HTTP status 201"));
+    }
+}
+
+#[tokio::test]
+async fn unknown_extra_fields_are_accepted() {
+    for provider in Provider::ALL {
+        let mut body = good(provider);
+        token_fields(provider, &mut body).insert("refresh_hint".into(), json!({"x": [1, 2]}));
+        let (result, _) = fetch(
+            provider,
+            ResponseTemplate::new(200).set_body_json(body),
+            quick(1),
+        )
+        .await;
+        assert!(result.is_ok(), "{provider}: {result:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_secret_echoed_in_a_refusal_message_is_masked() {
+    for provider in [Provider::PyngBilling, Provider::Autopay] {
+        let body = json!({"error": "invalid_client", "error_description": format!("bad secret {CANARY_SECRET}")});
+        let (result, _) = fetch(
+            provider,
+            ResponseTemplate::new(401).set_body_json(body),
+            quick(1),
+        )
+        .await;
+        match result.unwrap_err() {
+            TokenError::Rejected {
+                message: Some(message),
+                ..
+            } => {
+                assert_eq!(message, "bad secret [REDACTED]")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_configuration_is_refused_when_built() {
+    let ok_id = || Credentials::new(CLIENT_ID, CANARY_SECRET);
+    let cases: Vec<(Provider, &str, Credentials, &str)> = vec![
+        (
+            Provider::Autopay,
+            "ftp://127.0.0.1/",
+            ok_id(),
+            "scheme `ftp`",
+        ),
+        (Provider::Autopay, "not a url", ok_id(), "is not a URL"),
+        (
+            Provider::PyngBilling,
+            "http://pyng.invalid",
+            ok_id(),
+            "plain http to a non-loopback host",
+        ),
+        (
+            Provider::Singapay,
+            "https://user:CANARY-SECRET-5f1e9a27@singapay.invalid",
+            ok_id(),
+            "username or password",
+        ),
+        (
+            Provider::PyngCheckout,
+            "https://pyng.invalid/?a=b",
+            ok_id(),
+            "query",
+        ),
+        (
+            Provider::PyngCheckout,
+            "https://pyng.invalid",
+            Credentials::new("", CANARY_SECRET),
+            "client id is empty",
+        ),
+        (
+            Provider::Autopay,
+            "https://autopay.invalid",
+            Credentials::new(CLIENT_ID, ""),
+            "client secret is empty",
+        ),
+        (
+            Provider::PyngBilling,
+            "https://pyng.invalid",
+            Credentials::new("id:x", CANARY_SECRET),
+            "`:`",
+        ),
+        (
+            Provider::Singapay,
+            "https://singapay.invalid",
+            Credentials::new("id:x", CANARY_SECRET),
+            "`:`",
+        ),
+    ];
+    for (provider, url, credentials, expected) in cases {
+        let (_, built) = build(provider, url, credentials, HttpOptions::default());
+        let Err(err) = built else {
+            panic!("{provider} {url}: accepted")
+        };
+        assert_no_canary(&format!("{err:?} {err}"));
+        assert!(matches!(err, TokenError::Config { .. }), "{err:?}");
+        assert!(err.to_string().contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn a_colon_in_the_client_id_is_fine_where_it_travels_in_json() {
+    let credentials = Credentials::new("id:with:colons", CANARY_SECRET);
+    let (_, built) = build(
+        Provider::Autopay,
+        "https://autopay.invalid",
+        credentials,
+        HttpOptions::default(),
+    );
+    assert!(built.is_ok());
+}
+
+#[test]
+fn provider_specific_settings_are_checked_when_built() {
+    use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig};
+    use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
+    use paytokens::singapay::{Singapay, SingapayConfig};
+    let creds = || Credentials::new(CLIENT_ID, CANARY_SECRET);
+    let url = "https://provider.invalid";
+    let no_scopes = PyngBilling::new(PyngBillingConfig::new(url, creds(), []))
+        .err()
+        .unwrap();
+    assert!(no_scopes.to_string().contains("at least one scope"));
+    let spaced = PyngCheckout::new(PyngCheckoutConfig::new(url, creds(), ["a b"]))
+        .err()
+        .unwrap();
+    assert!(spaced.to_string().contains("not a valid scope token"));
+    for partner in ["", "has space", "new\nline"] {
+        let err = Singapay::new(SingapayConfig::new(url, creds(), partner))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("partner id"), "{err}");
+    }
+    let zero = HttpOptions {
+        request_timeout: Duration::ZERO,
+        ..HttpOptions::default()
+    };
+    let (_, built) = build(Provider::Autopay, url, creds(), zero);
+    assert!(built.err().unwrap().to_string().contains("timeouts"));
+}
