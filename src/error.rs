@@ -53,6 +53,25 @@ pub enum TokenError {
         /// What was wrong, without any of the body.
         problem: String,
     },
+    /// The cache refused to ask the provider: this credential already used
+    /// its mint budget for the window (see
+    /// [`CachePolicy`](crate::CachePolicy)). Nothing was sent.
+    #[error(
+        "{provider}: mint budget of {max_mints} tokens per {}s is exhausted; not asking the \
+         provider again for {}s",
+        window.as_secs(),
+        retry_after.as_secs()
+    )]
+    MintBudgetExhausted {
+        /// Whose budget.
+        provider: Provider,
+        /// The budget.
+        max_mints: u32,
+        /// The budget's window.
+        window: Duration,
+        /// When the oldest mint leaves the window.
+        retry_after: Duration,
+    },
     /// The configuration was refused when the token source was built.
     #[error("invalid {provider} configuration: {problem}")]
     Config {
@@ -82,6 +101,7 @@ impl TokenError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             TokenError::Transient { retry_after, .. } => *retry_after,
+            TokenError::MintBudgetExhausted { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }
@@ -92,6 +112,7 @@ impl TokenError {
             TokenError::Rejected { provider, .. }
             | TokenError::Transient { provider, .. }
             | TokenError::InvalidResponse { provider, .. }
+            | TokenError::MintBudgetExhausted { provider, .. }
             | TokenError::Config { provider, .. } => *provider,
         }
     }

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::config::{Check, Credentials, HttpOptions, RetryPolicy};
-use crate::{AccessToken, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Provider, TokenError};
 
 /// The longest token lifetime accepted: anything above a year is a broken
 /// `expires_in`, not a policy.
@@ -32,6 +32,7 @@ pub(crate) struct Exchange {
     http: reqwest::Client,
     retry: RetryPolicy,
     max_body_bytes: u64,
+    client_id: String,
     /// Kept only to mask it should a provider echo it in an error message.
     secret: SecretString,
 }
@@ -99,12 +100,33 @@ impl Exchange {
             http,
             retry: options.retry.clone(),
             max_body_bytes: options.max_body_bytes,
+            client_id: credentials.client_id.clone(),
             secret: credentials.client_secret.clone(),
         })
     }
 
     pub(crate) fn provider(&self) -> Provider {
         self.provider
+    }
+
+    /// The cache key of tokens from this endpoint with these request details.
+    pub(crate) fn cache_key(
+        &self,
+        scopes: &[&str],
+        audience: Option<String>,
+        partner_id: Option<String>,
+    ) -> CacheKey {
+        let mut scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        scopes.sort();
+        scopes.dedup();
+        CacheKey {
+            provider: self.provider,
+            base_url: self.base_url.clone(),
+            client_id: self.client_id.clone(),
+            scopes,
+            audience,
+            partner_id,
+        }
     }
 
     pub(crate) fn base_url(&self) -> &str {

@@ -27,6 +27,8 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cache;
+mod clock;
 mod config;
 mod error;
 mod exchange;
@@ -35,10 +37,12 @@ mod providers;
 mod source;
 mod token;
 
+pub use cache::{CachePolicy, TokenCache};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Credentials, HttpOptions, RetryPolicy};
 pub use error::TokenError;
 pub use provider::{Provider, UnknownProvider};
 pub use providers::{autopay, pyng_billing, pyng_checkout, singapay};
 pub use secrecy::{ExposeSecret, SecretString};
-pub use source::TokenSource;
+pub use source::{CacheKey, TokenSource};
 pub use token::{AccessToken, TokenType};

@@ -4,6 +4,24 @@ use std::future::Future;
 
 use crate::{AccessToken, Provider, TokenError};
 
+/// Everything that changes which token a provider issues. Two sources with
+/// different keys never share a cached token; the key holds no secret.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CacheKey {
+    /// The provider.
+    pub provider: Provider,
+    /// The token endpoint's base URL.
+    pub base_url: String,
+    /// The client id.
+    pub client_id: String,
+    /// The requested scopes, sorted and without duplicates.
+    pub scopes: Vec<String>,
+    /// The requested audience (Autopay), if any.
+    pub audience: Option<String>,
+    /// The partner id (Singapay's `X-PARTNER-ID`), if any.
+    pub partner_id: Option<String>,
+}
+
 /// Something that can obtain a fresh access token: one provider endpoint with
 /// one set of credentials and requested scopes.
 ///
@@ -16,17 +34,24 @@ pub trait TokenSource: Send + Sync {
     /// The provider this source fetches from.
     fn provider(&self) -> Provider;
 
+    /// What identifies the tokens this source fetches.
+    fn cache_key(&self) -> &CacheKey;
+
     /// Requests a new token from the provider.
     fn fetch(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
 }
 
-/// Implements [`TokenSource`] for an adapter holding an `exchange` and an
-/// `attempt` method: fetching is `attempt` under the retry policy.
+/// Implements [`TokenSource`] for an adapter holding an `exchange`, a `key`
+/// and an `attempt` method: fetching is `attempt` under the retry policy.
 macro_rules! impl_token_source {
     ($adapter:ty) => {
         impl $crate::TokenSource for $adapter {
             fn provider(&self) -> $crate::Provider {
                 self.exchange.provider()
+            }
+
+            fn cache_key(&self) -> &$crate::CacheKey {
+                &self.key
             }
 
             async fn fetch(&self) -> Result<$crate::AccessToken, $crate::TokenError> {

@@ -14,12 +14,12 @@
 //! # Ok(()) }
 //! ```
 
-use autopay_client::types::TokenRequest;
+use autopay_client::types::{TokenRequest, TokenRequestAudience};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
 use crate::source::impl_token_source;
-use crate::{AccessToken, Credentials, HttpOptions, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError};
 
 /// Autopay's documented token host.
 pub const DEFAULT_BASE_URL: &str = "https://api-auth.autopay.io";
@@ -49,6 +49,7 @@ impl AutopayConfig {
 /// Tokens from Autopay.
 pub struct Autopay {
     exchange: Exchange,
+    key: CacheKey,
     client_id: String,
     client_secret: SecretString,
 }
@@ -63,7 +64,9 @@ impl Autopay {
             &config.http,
             false,
         )?;
+        let audience = TokenRequestAudience::default().to_string();
         Ok(Self {
+            key: exchange.cache_key(&[], Some(audience), None),
             exchange,
             client_id: config.credentials.client_id,
             client_secret: config.credentials.client_secret,

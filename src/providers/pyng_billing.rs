@@ -22,7 +22,7 @@ pub use pyng_billing_client::{Scope, UnknownScope};
 use crate::config::Check;
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
 use crate::source::impl_token_source;
-use crate::{AccessToken, Credentials, HttpOptions, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError};
 
 /// Configuration of a [`PyngBilling`] source.
 #[derive(Clone, Debug)]
@@ -57,6 +57,7 @@ impl PyngBillingConfig {
 /// Tokens from Pyng B2B Receivables.
 pub struct PyngBilling {
     exchange: Exchange,
+    key: CacheKey,
     scope: String,
 }
 
@@ -79,6 +80,7 @@ impl PyngBilling {
         }
         Check(provider).scopes(&scopes)?;
         Ok(Self {
+            key: exchange.cache_key(&scopes, None, None),
             exchange,
             scope: scopes.join(" "),
         })

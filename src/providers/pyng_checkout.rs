@@ -22,7 +22,7 @@ use pyng_checkout_client::types::TokenRequest;
 use crate::config::Check;
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
 use crate::source::impl_token_source;
-use crate::{AccessToken, Credentials, HttpOptions, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError};
 
 /// Configuration of a [`PyngCheckout`] source.
 #[derive(Clone, Debug)]
@@ -57,6 +57,7 @@ impl PyngCheckoutConfig {
 /// Tokens from Pyng Checkout.
 pub struct PyngCheckout {
     exchange: Exchange,
+    key: CacheKey,
     scope: String,
 }
 
@@ -72,7 +73,9 @@ impl PyngCheckout {
             true,
         )?;
         Check(provider).scopes(&config.scopes)?;
+        let scopes: Vec<&str> = config.scopes.iter().map(String::as_str).collect();
         Ok(Self {
+            key: exchange.cache_key(&scopes, None, None),
             exchange,
             scope: config.scopes.join(" "),
         })

@@ -23,7 +23,7 @@ use singapay_client::types::ExpiresIn;
 use crate::config::Check;
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
 use crate::source::impl_token_source;
-use crate::{AccessToken, Credentials, HttpOptions, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError};
 
 /// Configuration of a [`Singapay`] source.
 #[derive(Clone, Debug)]
@@ -57,6 +57,7 @@ impl SingapayConfig {
 /// Tokens from Singapay.
 pub struct Singapay {
     exchange: Exchange,
+    key: CacheKey,
     partner_id: String,
 }
 
@@ -73,6 +74,7 @@ impl Singapay {
         )?;
         Check(provider).header_value("partner id", &config.partner_id)?;
         Ok(Self {
+            key: exchange.cache_key(&[], None, Some(config.partner_id.clone())),
             exchange,
             partner_id: config.partner_id,
         })

@@ -1,0 +1,509 @@
+//! [`TokenCache`]: one mint per token lifetime, whatever the load.
+//!
+//! A payments service asks for a token on every outgoing request, from many
+//! tasks at once, and providers punish minting too often (Autopay: "may lead
+//! to termination of API access"). The cache wraps any [`TokenSource`]:
+//!
+//! - **Hit**: one `ArcSwap` load, one clock read, one `Arc` clone. No lock,
+//!   no I/O, no allocation.
+//! - **Refresh ahead** of expiry by a margin proportional to the lifetime,
+//!   bounded by a floor and a cap, plus jitter so a fleet spreads out.
+//! - **Single-flight**: a miss or refresh is one spawned fetch shared by every
+//!   caller that needs it; a caller that goes away does not cancel it.
+//! - **Stale while valid**: during a refresh, or after a refresh failed with a
+//!   transient error, callers keep getting the current token until it
+//!   expires; failed refreshes back off exponentially (or per `Retry-After`).
+//! - **Rejected** (e.g. `invalid_client`) is returned at once and cools down
+//!   before the provider is asked again: no retry storm.
+//! - **Mint budget**: at most `max_mints` fetches per credential per window;
+//!   past it, [`TokenError::MintBudgetExhausted`] without calling the provider.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::clock::{Clock, SystemClock};
+use crate::{AccessToken, CacheKey, Provider, TokenError, TokenSource};
+
+/// When to refresh, how to back off, and how many mints to allow.
+///
+/// The defaults, and why:
+/// - refresh `refresh_ratio` = 10 % of the lifetime early, at least
+///   `min_margin` = 10 s (time for a slow token endpoint and a retry or two)
+///   and at most `max_margin` = 5 min (a 24 h token needs no hour of slack),
+///   never more than half the lifetime; then up to `jitter` = 25 % more, at
+///   random, so that instances started together do not refresh together.
+///   A 15 min Pyng token refreshes 90-112 s early, a 24 h Autopay token
+///   5-6.25 min early.
+/// - failed refreshes back off from `retry_initial` = 1 s, doubling, to
+///   `retry_max` = 30 s, or as long as the provider's `Retry-After` says.
+/// - a rejection cools down for `rejected_cooldown` = 60 s: bad credentials
+///   do not fix themselves in a second.
+/// - at most `max_mints` = 30 fetches per credential per `mint_window` = 1 h:
+///   twice what the shortest documented lifetime (15 min) needs even with
+///   frequent invalidations, and far below any abuse threshold.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachePolicy {
+    /// Fraction of the lifetime to refresh early. Default: 0.1.
+    pub refresh_ratio: f64,
+    /// Smallest refresh margin. Default: 10 s.
+    pub min_margin: Duration,
+    /// Largest refresh margin (before jitter). Default: 5 min.
+    pub max_margin: Duration,
+    /// Random extra margin, as a fraction of the margin. Default: 0.25.
+    pub jitter: f64,
+    /// First backoff after a failed refresh. Default: 1 s.
+    pub retry_initial: Duration,
+    /// Longest backoff after failed refreshes. Default: 30 s.
+    pub retry_max: Duration,
+    /// Wait after a [`TokenError::Rejected`] before asking again. Default: 60 s.
+    pub rejected_cooldown: Duration,
+    /// Fetches allowed per credential per `mint_window`. Default: 30.
+    pub max_mints: u32,
+    /// The budget's sliding window. Default: 1 h.
+    pub mint_window: Duration,
+    /// Refresh from a background task when the refresh time comes, so that
+    /// callers never wait once warm. Default: off (the first caller past the
+    /// refresh time waits for the refresh; the others get the current token).
+    pub background_refresh: bool,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        Self {
+            refresh_ratio: 0.1,
+            min_margin: Duration::from_secs(10),
+            max_margin: Duration::from_secs(300),
+            jitter: 0.25,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+            rejected_cooldown: Duration::from_secs(60),
+            max_mints: 30,
+            mint_window: Duration::from_secs(3600),
+            background_refresh: false,
+        }
+    }
+}
+
+impl CachePolicy {
+    /// How long before expiry a token of `lifetime` is refreshed, without
+    /// jitter: `refresh_ratio` of it, clamped to the margins, at most half.
+    pub fn margin(&self, lifetime: Duration) -> Duration {
+        lifetime
+            .mul_f64(self.refresh_ratio.clamp(0.0, 1.0))
+            .clamp(self.min_margin, self.max_margin.max(self.min_margin))
+            .min(lifetime / 2)
+    }
+
+    /// When to refresh a token expiring at `expires_at`.
+    fn refresh_at(&self, lifetime: Duration, expires_at: Instant) -> Instant {
+        let margin = self.margin(lifetime);
+        let jittered = margin.mul_f64(1.0 + fastrand::f64() * self.jitter.clamp(0.0, 1.0));
+        expires_at - jittered.min(lifetime / 2)
+    }
+
+    fn backoff(&self, failures: u32, err: &TokenError) -> Duration {
+        if matches!(err, TokenError::Rejected { .. }) {
+            return self.rejected_cooldown;
+        }
+        if let Some(wait) = err.retry_after() {
+            return wait;
+        }
+        let doubled = self
+            .retry_initial
+            .saturating_mul(1 << failures.saturating_sub(1).min(16));
+        let capped = doubled.min(self.retry_max);
+        // Full jitter on the upper half keeps instances apart.
+        capped / 2 + capped.mul_f64(fastrand::f64() / 2.0)
+    }
+}
+
+/// A cache of tokens from one [`TokenSource`]. Cheap to clone; clones share
+/// the cached token.
+///
+/// ```no_run
+/// use paytokens::autopay::{Autopay, AutopayConfig};
+/// use paytokens::{Credentials, TokenCache};
+///
+/// # async fn run() -> Result<(), paytokens::TokenError> {
+/// let source = Autopay::new(AutopayConfig::new(Credentials::new("id", "secret")))?;
+/// let cache = TokenCache::new(source);
+/// // On every outgoing request, from any task:
+/// let token = cache.token().await?;
+/// # let _ = token.authorization_header();
+/// // After the API answered 401 to that token:
+/// cache.invalidate(&token);
+/// # Ok(()) }
+/// ```
+pub struct TokenCache<S, C = SystemClock> {
+    state: Arc<State<S, C>>,
+}
+
+impl<S, C> Clone for TokenCache<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+struct State<S, C> {
+    source: S,
+    clock: C,
+    policy: CachePolicy,
+    entry: ArcSwapOption<Entry>,
+    flight: Mutex<Flight>,
+    budget: Arc<Budget>,
+}
+
+/// A cached token with its times on the cache's clock.
+struct Entry {
+    token: Arc<AccessToken>,
+    refresh_at: Instant,
+    expires_at: Instant,
+}
+
+type Mint = Shared<BoxFuture<'static, Result<Arc<AccessToken>, TokenError>>>;
+
+#[derive(Default)]
+struct Flight {
+    running: Option<Mint>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<TokenError>,
+}
+
+impl<S: TokenSource + 'static> TokenCache<S, SystemClock> {
+    /// A cache with the default [`CachePolicy`].
+    pub fn new(source: S) -> Self {
+        Self::with_policy(source, CachePolicy::default())
+    }
+
+    /// A cache with `policy`.
+    pub fn with_policy(source: S, policy: CachePolicy) -> Self {
+        Self::with_clock(source, policy, SystemClock)
+    }
+}
+
+impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
+    /// A cache reading time from `clock` (see [`ManualClock`](crate::ManualClock)
+    /// for tests).
+    pub fn with_clock(source: S, policy: CachePolicy, clock: C) -> Self {
+        let budget = Budget::for_credential(source.cache_key(), &policy);
+        Self {
+            state: Arc::new(State {
+                source,
+                clock,
+                policy,
+                entry: ArcSwapOption::empty(),
+                flight: Mutex::new(Flight::default()),
+                budget,
+            }),
+        }
+    }
+
+    /// The key of the tokens this cache holds.
+    pub fn key(&self) -> &CacheKey {
+        self.state.source.cache_key()
+    }
+
+    /// A valid token: the cached one while it is fresh, otherwise the result
+    /// of the one fetch that every concurrent caller shares.
+    pub async fn token(&self) -> Result<Arc<AccessToken>, TokenError> {
+        let now = self.state.clock.now();
+        if let Some(entry) = self.state.entry.load().as_ref()
+            && now < entry.refresh_at
+        {
+            tracing::trace!(target: "paytokens::cache", "hit");
+            return Ok(Arc::clone(&entry.token));
+        }
+        self.state.slow(now).await
+    }
+
+    /// Drops `token` after the API refused it (HTTP 401), so that the next
+    /// [`token`](Self::token) fetches a new one. Only the token currently
+    /// cached is dropped: a burst of callers invalidating the same token
+    /// causes one refresh, still single-flight and within the mint budget.
+    pub fn invalidate(&self, token: &AccessToken) {
+        let _flight = self.state.lock_flight();
+        let current = self.state.entry.load();
+        if current
+            .as_ref()
+            .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.token), token))
+        {
+            tracing::debug!(target: "paytokens::cache", provider = %self.key().provider, "invalidated");
+            self.state.entry.store(None);
+        }
+    }
+}
+
+impl<S: TokenSource + 'static, C: Clock> State<S, C> {
+    fn lock_flight(&self) -> MutexGuard<'_, Flight> {
+        // The lock guards plain data that is valid at every step.
+        self.flight.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Miss, refresh due, or backing off. The flight lock is held only to
+    /// decide, never across an await; the entry is read under it because a
+    /// finishing mint updates both together.
+    async fn slow(self: &Arc<Self>, now: Instant) -> Result<Arc<AccessToken>, TokenError> {
+        let (valid, mint) = {
+            let mut flight = self.lock_flight();
+            let entry = self.entry.load_full();
+            if let Some(entry) = &entry
+                && now < entry.refresh_at
+            {
+                return Ok(Arc::clone(&entry.token));
+            }
+            let valid = entry
+                .filter(|e| now < e.expires_at)
+                .map(|e| Arc::clone(&e.token));
+            if let Some(mint) = &flight.running {
+                match valid {
+                    // Someone is refreshing: keep serving the current token.
+                    Some(token) => return Ok(token),
+                    None => (None, mint.clone()),
+                }
+            } else if flight.retry_at.is_some_and(|at| now < at) {
+                match (valid, flight.last_error.clone()) {
+                    (Some(token), _) => return Ok(token),
+                    (None, Some(err)) => return Err(err),
+                    (None, None) => (None, self.start(&mut flight, now)?),
+                }
+            } else {
+                match self.start(&mut flight, now) {
+                    Ok(mint) => (valid, mint),
+                    Err(err) => return valid.ok_or(err),
+                }
+            }
+        };
+        tracing::debug!(target: "paytokens::cache", provider = %self.source.provider(),
+            kind = if valid.is_some() { "refresh" } else { "miss" }, "waiting for a token fetch");
+        match (mint.await, valid) {
+            (Ok(token), _) => Ok(token),
+            // A rejection is reported at once, even while the old token lives.
+            (Err(err @ TokenError::Rejected { .. }), _) => Err(err),
+            (Err(_), Some(still_valid)) => Ok(still_valid),
+            (Err(err), None) => Err(err),
+        }
+    }
+
+    /// Starts the one fetch, within the budget.
+    fn start(self: &Arc<Self>, flight: &mut Flight, now: Instant) -> Result<Mint, TokenError> {
+        if let Err(err) = self.budget.take(now, self.source.provider()) {
+            tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
+                max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
+                "mint budget exhausted; not calling the provider");
+            flight.retry_at = Some(now + err.retry_after().unwrap_or(self.policy.retry_initial));
+            flight.last_error = Some(err.clone());
+            return Err(err);
+        }
+        let state = Arc::clone(self);
+        let task = tokio::spawn(async move { state.mint().await });
+        let provider = self.source.provider();
+        let mint = async move {
+            task.await.unwrap_or_else(|_| {
+                Err(TokenError::Transient {
+                    provider,
+                    reason: "the token fetch task was cancelled".to_owned(),
+                    status: None,
+                    retry_after: None,
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        flight.running = Some(mint.clone());
+        Ok(mint)
+    }
+
+    /// The fetch itself, in its own task; stores the outcome.
+    async fn mint(self: Arc<Self>) -> Result<Arc<AccessToken>, TokenError> {
+        let provider = self.source.provider();
+        let span = tracing::info_span!(target: "paytokens::cache", "token_fetch",
+            %provider, outcome = tracing::field::Empty, latency_ms = tracing::field::Empty);
+        let started = std::time::Instant::now();
+        let result = self.source.fetch().instrument(span.clone()).await;
+        span.record("latency_ms", started.elapsed().as_millis() as u64);
+        let now = self.clock.now();
+        let mut flight = self.lock_flight();
+        flight.running = None;
+        match result {
+            Ok(token) => {
+                span.record("outcome", "minted");
+                let token = Arc::new(token);
+                // The source stamps tokens with tokio's clock; move the
+                // expiry onto the cache's (they differ only for a test clock).
+                let skew = now.saturating_duration_since(Instant::now());
+                let expires_at = token.expires_at() + skew;
+                let refresh_at = self.policy.refresh_at(token.lifetime(), expires_at);
+                self.entry.store(Some(Arc::new(Entry {
+                    token: Arc::clone(&token),
+                    refresh_at,
+                    expires_at,
+                })));
+                *flight = Flight::default();
+                drop(flight);
+                self.schedule(refresh_at);
+                Ok(token)
+            }
+            Err(err) => {
+                span.record("outcome", error_kind(&err));
+                flight.failures = flight.failures.saturating_add(1);
+                let wait = self.policy.backoff(flight.failures, &err);
+                flight.retry_at = Some(now + wait);
+                flight.last_error = Some(err.clone());
+                drop(flight);
+                tracing::warn!(target: "paytokens::cache", %provider, error = %err,
+                    retry_in_ms = wait.as_millis() as u64, "token fetch failed");
+                self.schedule(now + wait);
+                Err(err)
+            }
+        }
+    }
+
+    /// With background refresh, wakes at `at` and refreshes if still due.
+    fn schedule(self: &Arc<Self>, at: Instant) {
+        if !self.policy.background_refresh {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let clock = self.clock.clone();
+        tokio::spawn(async move {
+            clock.sleep_until(at).await;
+            let Some(state) = weak.upgrade() else { return };
+            let now = state.clock.now();
+            let mut flight = state.lock_flight();
+            let fresh = state
+                .entry
+                .load()
+                .as_ref()
+                .is_some_and(|e| now < e.refresh_at);
+            let waiting = flight.retry_at.is_some_and(|t| now < t);
+            if fresh || waiting || flight.running.is_some() {
+                return;
+            }
+            tracing::debug!(target: "paytokens::cache", provider = %state.source.provider(), "background refresh");
+            // The budget error, if any, is recorded in the flight state.
+            let _ = state.start(&mut flight, now);
+        });
+    }
+}
+
+fn error_kind(err: &TokenError) -> &'static str {
+    match err {
+        TokenError::Rejected { .. } => "rejected",
+        TokenError::Transient { .. } => "transient",
+        TokenError::InvalidResponse { .. } => "invalid_response",
+        TokenError::Config { .. } => "config",
+        TokenError::MintBudgetExhausted { .. } => "budget_exhausted",
+    }
+}
+
+/// The mint budget of one credential (provider, base URL, client id), shared
+/// by every cache in the process that uses it.
+struct Budget {
+    max_mints: u32,
+    window: Duration,
+    mints: Mutex<VecDeque<Instant>>,
+}
+
+type Credential = (Provider, String, String);
+
+static BUDGETS: LazyLock<Mutex<HashMap<Credential, Weak<Budget>>>> =
+    LazyLock::new(Default::default);
+
+impl Budget {
+    /// The budget of `key`'s credential; the first cache to use a credential
+    /// sets its limits.
+    fn for_credential(key: &CacheKey, policy: &CachePolicy) -> Arc<Budget> {
+        let credential = (key.provider, key.base_url.clone(), key.client_id.clone());
+        let mut budgets = BUDGETS.lock().unwrap_or_else(PoisonError::into_inner);
+        budgets.retain(|_, budget| budget.strong_count() > 0);
+        if let Some(budget) = budgets.get(&credential).and_then(Weak::upgrade) {
+            return budget;
+        }
+        let budget = Arc::new(Budget {
+            max_mints: policy.max_mints,
+            window: policy.mint_window,
+            mints: Mutex::new(VecDeque::new()),
+        });
+        budgets.insert(credential, Arc::downgrade(&budget));
+        budget
+    }
+
+    /// Records one mint at `now`, or says how long until one is allowed.
+    fn take(&self, now: Instant, provider: Provider) -> Result<(), TokenError> {
+        let mut mints = self.mints.lock().unwrap_or_else(PoisonError::into_inner);
+        while mints
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+        {
+            mints.pop_front();
+        }
+        if mints.len() < self.max_mints as usize {
+            mints.push_back(now);
+            return Ok(());
+        }
+        let oldest = mints.front().copied().unwrap_or(now);
+        Err(TokenError::MintBudgetExhausted {
+            provider,
+            max_mints: self.max_mints,
+            window: self.window,
+            retry_after: (oldest + self.window).saturating_duration_since(now),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margins_scale_with_lifetime_within_floor_and_cap() {
+        let policy = CachePolicy::default();
+        assert_eq!(
+            policy.margin(Duration::from_secs(300)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            policy.margin(Duration::from_secs(900)),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            policy.margin(Duration::from_secs(86_400)),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            policy.margin(Duration::from_secs(60)),
+            Duration::from_secs(10)
+        );
+        // Never more than half the lifetime.
+        assert_eq!(
+            policy.margin(Duration::from_secs(8)),
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let policy = CachePolicy::default();
+        let transient = TokenError::Transient {
+            provider: Provider::Autopay,
+            reason: "HTTP 503".into(),
+            status: Some(503),
+            retry_after: None,
+        };
+        for (failures, cap) in [(1, 1), (2, 2), (3, 4), (10, 30)] {
+            let wait = policy.backoff(failures, &transient);
+            let cap = Duration::from_secs(cap);
+            assert!(wait >= cap / 2 && wait <= cap, "{failures}: {wait:?}");
+        }
+    }
+}
