@@ -164,12 +164,63 @@ struct State<S, C> {
 
 /// A cached token with its times on the cache's clock.
 struct Entry {
-    token: Arc<AccessToken>,
+    token: AccessToken,
     refresh_at: Instant,
     expires_at: Instant,
 }
 
-type Mint = Shared<BoxFuture<'static, Result<Arc<AccessToken>, TokenError>>>;
+type Mint = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
+
+/// A token handed out by [`TokenCache::token`]; derefs to [`AccessToken`].
+///
+/// On a cache hit it borrows the cached token through an `arc_swap` guard,
+/// so that many threads reading one cache never write to a shared cache
+/// line (an `Arc` clone would: its reference count). Use it for the request
+/// at hand and drop it; hold it for long and a thread runs out of the fast
+/// guard slots, which only makes later hits a little slower.
+pub struct CachedToken {
+    inner: Held,
+}
+
+enum Held {
+    Borrowed(arc_swap::Guard<Option<Arc<Entry>>>),
+    Owned(Arc<Entry>),
+}
+
+impl CachedToken {
+    fn owned(entry: Arc<Entry>) -> Self {
+        Self {
+            inner: Held::Owned(entry),
+        }
+    }
+}
+
+impl std::ops::Deref for CachedToken {
+    type Target = AccessToken;
+
+    fn deref(&self) -> &AccessToken {
+        match &self.inner {
+            Held::Owned(entry) => &entry.token,
+            Held::Borrowed(guard) => match guard.as_ref() {
+                Some(entry) => &entry.token,
+                // Borrowed is only built from a guard holding an entry.
+                None => unreachable!("a borrowed CachedToken always holds an entry"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&**self, f)
+    }
+}
 
 #[derive(Default)]
 struct Flight {
@@ -215,15 +266,34 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
 
     /// A valid token: the cached one while it is fresh, otherwise the result
     /// of the one fetch that every concurrent caller shares.
-    pub async fn token(&self) -> Result<Arc<AccessToken>, TokenError> {
-        let now = self.state.clock.now();
-        if let Some(entry) = self.state.entry.load().as_ref()
-            && now < entry.refresh_at
-        {
-            tracing::trace!(target: "paytokens::cache", "hit");
-            return Ok(Arc::clone(&entry.token));
+    pub async fn token(&self) -> Result<CachedToken, TokenError> {
+        match self.hit() {
+            Ok(token) => Ok(token),
+            // Boxed so that the hit path's future stays small.
+            Err(now) => Box::pin(self.state.slow(now)).await,
         }
-        self.state.slow(now).await
+    }
+
+    /// The cached token if it is fresh (not yet due for refresh), without
+    /// waiting and without starting a fetch; `None` means: call
+    /// [`token`](Self::token).
+    pub fn cached(&self) -> Option<CachedToken> {
+        self.hit().ok()
+    }
+
+    /// The hit path: one clock read, one guarded load. On a miss, the time
+    /// it was decided at.
+    #[inline]
+    fn hit(&self) -> Result<CachedToken, Instant> {
+        let now = self.state.clock.now();
+        let guard = self.state.entry.load();
+        if guard.as_ref().is_some_and(|entry| now < entry.refresh_at) {
+            tracing::trace!(target: "paytokens::cache", "hit");
+            return Ok(CachedToken {
+                inner: Held::Borrowed(guard),
+            });
+        }
+        Err(now)
     }
 
     /// Drops `token` after the API refused it (HTTP 401), so that the next
@@ -235,7 +305,7 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
         let current = self.state.entry.load();
         if current
             .as_ref()
-            .is_some_and(|e| std::ptr::eq(Arc::as_ptr(&e.token), token))
+            .is_some_and(|e| std::ptr::eq(&e.token, token))
         {
             tracing::debug!(target: "paytokens::cache", provider = %self.key().provider, "invalidated");
             self.state.entry.store(None);
@@ -252,44 +322,42 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
     /// Miss, refresh due, or backing off. The flight lock is held only to
     /// decide, never across an await; the entry is read under it because a
     /// finishing mint updates both together.
-    async fn slow(self: &Arc<Self>, now: Instant) -> Result<Arc<AccessToken>, TokenError> {
+    async fn slow(self: &Arc<Self>, now: Instant) -> Result<CachedToken, TokenError> {
         let (valid, mint) = {
             let mut flight = self.lock_flight();
             let entry = self.entry.load_full();
             if let Some(entry) = &entry
                 && now < entry.refresh_at
             {
-                return Ok(Arc::clone(&entry.token));
+                return Ok(CachedToken::owned(Arc::clone(entry)));
             }
-            let valid = entry
-                .filter(|e| now < e.expires_at)
-                .map(|e| Arc::clone(&e.token));
+            let valid = entry.filter(|e| now < e.expires_at);
             if let Some(mint) = &flight.running {
                 match valid {
                     // Someone is refreshing: keep serving the current token.
-                    Some(token) => return Ok(token),
+                    Some(entry) => return Ok(CachedToken::owned(entry)),
                     None => (None, mint.clone()),
                 }
             } else if flight.retry_at.is_some_and(|at| now < at) {
                 match (valid, flight.last_error.clone()) {
-                    (Some(token), _) => return Ok(token),
+                    (Some(entry), _) => return Ok(CachedToken::owned(entry)),
                     (None, Some(err)) => return Err(err),
                     (None, None) => (None, self.start(&mut flight, now)?),
                 }
             } else {
                 match self.start(&mut flight, now) {
                     Ok(mint) => (valid, mint),
-                    Err(err) => return valid.ok_or(err),
+                    Err(err) => return valid.map(CachedToken::owned).ok_or(err),
                 }
             }
         };
         tracing::debug!(target: "paytokens::cache", provider = %self.source.provider(),
             kind = if valid.is_some() { "refresh" } else { "miss" }, "waiting for a token fetch");
         match (mint.await, valid) {
-            (Ok(token), _) => Ok(token),
+            (Ok(entry), _) => Ok(CachedToken::owned(entry)),
             // A rejection is reported at once, even while the old token lives.
             (Err(err @ TokenError::Rejected { .. }), _) => Err(err),
-            (Err(_), Some(still_valid)) => Ok(still_valid),
+            (Err(_), Some(still_valid)) => Ok(CachedToken::owned(still_valid)),
             (Err(err), None) => Err(err),
         }
     }
@@ -324,7 +392,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
     }
 
     /// The fetch itself, in its own task; stores the outcome.
-    async fn mint(self: Arc<Self>) -> Result<Arc<AccessToken>, TokenError> {
+    async fn mint(self: Arc<Self>) -> Result<Arc<Entry>, TokenError> {
         let provider = self.source.provider();
         let span = tracing::info_span!(target: "paytokens::cache", "token_fetch",
             %provider, outcome = tracing::field::Empty, latency_ms = tracing::field::Empty);
@@ -337,21 +405,21 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         match result {
             Ok(token) => {
                 span.record("outcome", "minted");
-                let token = Arc::new(token);
                 // The source stamps tokens with tokio's clock; move the
                 // expiry onto the cache's (they differ only for a test clock).
                 let skew = now.saturating_duration_since(Instant::now());
                 let expires_at = token.expires_at() + skew;
                 let refresh_at = self.policy.refresh_at(token.lifetime(), expires_at);
-                self.entry.store(Some(Arc::new(Entry {
-                    token: Arc::clone(&token),
+                let entry = Arc::new(Entry {
+                    token,
                     refresh_at,
                     expires_at,
-                })));
+                });
+                self.entry.store(Some(Arc::clone(&entry)));
                 *flight = Flight::default();
                 drop(flight);
                 self.schedule(refresh_at);
-                Ok(token)
+                Ok(entry)
             }
             Err(err) => {
                 span.record("outcome", error_kind(&err));

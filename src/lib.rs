@@ -37,7 +37,7 @@ mod providers;
 mod source;
 mod token;
 
-pub use cache::{CachePolicy, TokenCache};
+pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Credentials, HttpOptions, RetryPolicy};
 pub use error::TokenError;

@@ -94,7 +94,7 @@ async fn a_thousand_concurrent_callers_on_a_cold_cache_cause_one_request() {
         tokens.push(caller.await.unwrap().unwrap());
     }
     assert_eq!(requests(&server).await, 1);
-    assert!(tokens.iter().all(|t| Arc::ptr_eq(t, &tokens[0])));
+    assert!(tokens.iter().all(|t| std::ptr::eq(&**t, &*tokens[0])));
     assert_eq!(tokens[0].secret().expose_secret(), "token-1");
 }
 
@@ -142,7 +142,7 @@ async fn refresh_failing_with_503_serves_the_valid_token_then_errors_then_recove
     clock.advance(Duration::from_secs(3400));
     for _ in 0..50 {
         let token = cache.token().await.unwrap();
-        assert!(Arc::ptr_eq(&token, &first));
+        assert!(std::ptr::eq(&*token, &*first));
         clock.advance(Duration::from_secs(2));
     }
     let failed = requests(&server).await - 1;
@@ -173,7 +173,7 @@ async fn refresh_failing_with_503_serves_the_valid_token_then_errors_then_recove
         recovered.push(cache.token().await.unwrap());
     }
     assert_eq!(ok.load(Ordering::SeqCst), 1);
-    assert!(recovered.iter().all(|t| Arc::ptr_eq(t, &recovered[0])));
+    assert!(recovered.iter().all(|t| std::ptr::eq(&**t, &*recovered[0])));
 }
 
 /// Mounts a `Minter` on an existing server; returns its mint counter.
@@ -327,13 +327,13 @@ async fn different_scopes_get_different_tokens() {
 async fn many_invalidations_of_one_token_cause_one_refresh() {
     let server = minting_server(3600, Duration::from_millis(20)).await;
     let cache = cache_for(&server, exact(), &ManualClock::new());
-    let stale = cache.token().await.unwrap();
+    let stale = Arc::new(cache.token().await.unwrap());
     let callers: Vec<_> = (0..200)
         .map(|_| {
             let cache = cache.clone();
             let stale = Arc::clone(&stale);
             tokio::spawn(async move {
-                cache.invalidate(&stale);
+                cache.invalidate(stale.as_ref());
                 cache.token().await.unwrap()
             })
         })
