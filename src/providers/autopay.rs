@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 
-use autopay_client::types::{TokenRequest, TokenRequestAudience};
+use autopay_client::types::{TokenRequest, TokenRequestAudience, TokenRequestGrantType};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
@@ -64,7 +64,7 @@ impl Autopay {
             &config.http,
             false,
         )?;
-        let audience = TokenRequestAudience::default().to_string();
+        let audience = TokenRequestAudience::HttpsApiAutopayIo.to_string();
         Ok(Self {
             key: exchange.cache_key(&[], Some(audience), None),
             exchange,
@@ -77,8 +77,8 @@ impl Autopay {
         let body = TokenRequest {
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.expose_secret().to_owned(),
-            audience: Default::default(),
-            grant_type: Default::default(),
+            audience: TokenRequestAudience::HttpsApiAutopayIo,
+            grant_type: TokenRequestGrantType::ClientCredentials,
         };
         attempt!(
             &self.exchange,

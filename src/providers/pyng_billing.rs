@@ -16,7 +16,7 @@
 //! # Ok(()) }
 //! ```
 
-use pyng_billing_client::types::TokenRequest;
+use pyng_billing_client::types::{TokenRequest, TokenRequestGrantType};
 pub use pyng_billing_client::{Scope, UnknownScope};
 
 use crate::config::Check;
@@ -88,7 +88,7 @@ impl PyngBilling {
 
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let body = TokenRequest {
-            grant_type: Default::default(),
+            grant_type: TokenRequestGrantType::ClientCredentials,
             scope: self.scope.clone(),
         };
         attempt!(

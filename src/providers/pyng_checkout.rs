@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 
-use pyng_checkout_client::types::TokenRequest;
+use pyng_checkout_client::types::{TokenRequest, TokenRequestGrantType};
 
 use crate::config::Check;
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
@@ -83,7 +83,7 @@ impl PyngCheckout {
 
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let body = TokenRequest {
-            grant_type: Default::default(),
+            grant_type: TokenRequestGrantType::ClientCredentials,
             scope: self.scope.clone(),
         };
         attempt!(

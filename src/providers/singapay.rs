@@ -18,7 +18,7 @@
 //! # Ok(()) }
 //! ```
 
-use singapay_client::types::ExpiresIn;
+use singapay_client::types::{ExpiresIn, TokenRequest, TokenRequestGrantType};
 
 use crate::config::Check;
 use crate::exchange::{Exchange, Grant, Lifetime, attempt};
@@ -82,10 +82,13 @@ impl Singapay {
 
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let x = &self.exchange;
+        let body = TokenRequest {
+            grant_type: TokenRequestGrantType::ClientCredentials,
+        };
         attempt!(
             x,
             singapay_client,
-            |client| client.request_token(&self.partner_id, &Default::default()),
+            |client| client.request_token(&self.partner_id, &body),
             |wrapper, sent| {
                 if !wrapper.success {
                     return Err(x.invalid(200, "success is false in an HTTP 200 response"));

@@ -26,12 +26,10 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct TokenRequest {
         ///Must always be https://api.autopay.io.
-        #[serde(default = "defaults::token_request_audience")]
         pub audience: TokenRequestAudience,
         pub client_id: ::std::string::String,
         pub client_secret: ::std::string::String,
         ///Must always be client_credentials.
-        #[serde(default = "defaults::token_request_grant_type")]
         pub grant_type: TokenRequestGrantType,
     }
     ///Must always be https://api.autopay.io.
@@ -158,15 +156,6 @@ pub mod types {
         pub scope: ::std::option::Option<::std::string::String>,
         ///Type of the access token (Bearer).
         pub token_type: ::std::string::String,
-    }
-    /// Generation of default values for serde.
-    pub mod defaults {
-        pub(super) fn token_request_audience() -> super::TokenRequestAudience {
-            super::TokenRequestAudience::HttpsApiAutopayIo
-        }
-        pub(super) fn token_request_grant_type() -> super::TokenRequestGrantType {
-            super::TokenRequestGrantType::ClientCredentials
-        }
     }
     /// Error types.
     pub mod error {

@@ -26,7 +26,6 @@ pub mod types {
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct TokenRequest {
         ///Must be client_credentials.
-        #[serde(default = "defaults::token_request_grant_type")]
         pub grant_type: TokenRequestGrantType,
         ///Space-separated partner-defined scopes, as described by RFC 6749.
         pub scope: ::std::string::String,
@@ -98,12 +97,6 @@ pub mod types {
         pub scope: ::std::string::String,
         ///Authentication scheme. Expected value: Bearer.
         pub token_type: ::std::string::String,
-    }
-    /// Generation of default values for serde.
-    pub mod defaults {
-        pub(super) fn token_request_grant_type() -> super::TokenRequestGrantType {
-            super::TokenRequestGrantType::ClientCredentials
-        }
     }
     /// Error types.
     pub mod error {

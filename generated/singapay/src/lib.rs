@@ -63,15 +63,8 @@ pub mod types {
     ///`TokenRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct TokenRequest {
-        #[serde(rename = "grantType", default = "defaults::token_request_grant_type")]
+        #[serde(rename = "grantType")]
         pub grant_type: TokenRequestGrantType,
-    }
-    impl ::std::default::Default for TokenRequest {
-        fn default() -> Self {
-            Self {
-                grant_type: defaults::token_request_grant_type(),
-            }
-        }
     }
     ///`TokenRequestGrantType`
     #[derive(
@@ -138,12 +131,6 @@ pub mod types {
         pub status: i32,
         ///Indicates if the request was successful.
         pub success: bool,
-    }
-    /// Generation of default values for serde.
-    pub mod defaults {
-        pub(super) fn token_request_grant_type() -> super::TokenRequestGrantType {
-            super::TokenRequestGrantType::ClientCredentials
-        }
     }
     /// Error types.
     pub mod error {
