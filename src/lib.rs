@@ -34,6 +34,8 @@ mod error;
 mod exchange;
 mod provider;
 mod providers;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 mod source;
 mod token;
 

@@ -1,0 +1,390 @@
+//! The `paytokens` command: fetch a token from any of the four providers, run
+//! the offline sandbox, or run a demo of the whole stack against it.
+
+use std::io::{IsTerminal, Read, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use paytokens::autopay::{Autopay, AutopayConfig};
+use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
+use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
+use paytokens::sandbox::Sandbox;
+use paytokens::singapay::{Singapay, SingapayConfig};
+use paytokens::{
+    AccessToken, Credentials, ExposeSecret, Provider, SecretString, TokenCache, TokenError,
+    TokenSource,
+};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  2  usage or configuration error (nothing was sent)
+  3  rejected by the provider (bad credentials, scope or partner id)
+  4  provider unavailable or unreachable (transient: try again later)
+  5  the provider's response was unusable";
+
+const USAGE: u8 = 2;
+const REJECTED: u8 = 3;
+const TRANSIENT: u8 = 4;
+const INVALID_RESPONSE: u8 = 5;
+
+#[derive(Parser)]
+#[command(name = "paytokens", version, about = "OAuth2 client-credentials tokens from Pyng, Autopay and Singapay", after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch an access token and print it (or, with --json, its details).
+    ///
+    /// The client secret is read from PAYTOKENS_CLIENT_SECRET, or from
+    /// standard input with --client-secret-stdin; never from a flag.
+    #[command(after_help = EXIT_CODES)]
+    Token(TokenArgs),
+    /// Run the sandbox of all four providers on 127.0.0.1 until Ctrl-C.
+    Sandbox {
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
+    /// Fetch a token from each provider through the real stack, against an
+    /// in-process sandbox; needs no configuration.
+    Demo,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// pyng-billing, pyng-checkout, autopay or singapay.
+    provider: Provider,
+    /// The provider's base URL (Autopay defaults to its documented host).
+    #[arg(long, env = "PAYTOKENS_BASE_URL")]
+    base_url: Option<String>,
+    /// The client id.
+    #[arg(long, env = "PAYTOKENS_CLIENT_ID")]
+    client_id: String,
+    /// Singapay's partner id (X-PARTNER-ID).
+    #[arg(long, env = "PAYTOKENS_PARTNER_ID")]
+    partner_id: Option<String>,
+    /// A scope to request (Pyng); repeat for several.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Print {"provider","token_type","access_token","expires_in","scope"} as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Read the client secret from standard input.
+    #[arg(long)]
+    client_secret_stdin: bool,
+}
+
+/// `--json` output, in the documented key order.
+#[derive(serde::Serialize)]
+struct TokenJson<'a> {
+    provider: &'a str,
+    token_type: String,
+    access_token: &'a str,
+    expires_in: u64,
+    scope: &'a [String],
+}
+
+/// A failure, with the exit code it maps to.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<TokenError> for Failure {
+    fn from(err: TokenError) -> Self {
+        let (code, advice) = match &err {
+            TokenError::Config { .. } => (USAGE, "fix the configuration and run again"),
+            TokenError::Rejected { .. } => (
+                REJECTED,
+                "check the client id, secret, scopes and partner id",
+            ),
+            TokenError::Transient { .. } | TokenError::MintBudgetExhausted { .. } => {
+                (TRANSIENT, "try again later")
+            }
+            TokenError::InvalidResponse { .. } => (
+                INVALID_RESPONSE,
+                "check the base URL; if it is right, report this to the provider",
+            ),
+            _ => (TRANSIENT, "try again later"),
+        };
+        Self {
+            code,
+            message: format!("{err}; {advice}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Token(args) => token(args).await,
+            Command::Sandbox { port } => sandbox(port).await,
+            Command::Demo => demo().await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn secret(from_stdin: bool) -> Result<SecretString, Failure> {
+    let secret = if from_stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| {
+            Failure::usage(format!("cannot read the client secret from stdin: {e}"))
+        })?;
+        text.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        std::env::var("PAYTOKENS_CLIENT_SECRET").map_err(|_| {
+            Failure::usage(
+                "no client secret: set PAYTOKENS_CLIENT_SECRET or pass --client-secret-stdin",
+            )
+        })?
+    };
+    Ok(SecretString::from(secret))
+}
+
+async fn token(args: TokenArgs) -> Result<(), Failure> {
+    let credentials = Credentials::new(args.client_id.clone(), secret(args.client_secret_stdin)?);
+    let required_base_url = || {
+        args.base_url.clone().ok_or_else(|| {
+            Failure::usage(format!(
+                "{} has no default host: pass --base-url or set PAYTOKENS_BASE_URL",
+                args.provider
+            ))
+        })
+    };
+    let token = match args.provider {
+        Provider::PyngBilling => {
+            let scopes = args
+                .scopes
+                .iter()
+                .map(|s| s.parse::<Scope>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let config = PyngBillingConfig::new(required_base_url()?, credentials, scopes);
+            PyngBilling::new(config)?.fetch().await?
+        }
+        Provider::PyngCheckout => {
+            let config =
+                PyngCheckoutConfig::new(required_base_url()?, credentials, args.scopes.clone());
+            PyngCheckout::new(config)?.fetch().await?
+        }
+        Provider::Autopay => {
+            let mut config = AutopayConfig::new(credentials);
+            if let Some(base_url) = &args.base_url {
+                config.base_url.clone_from(base_url);
+            }
+            Autopay::new(config)?.fetch().await?
+        }
+        Provider::Singapay => {
+            let partner = args.partner_id.clone().ok_or_else(|| {
+                Failure::usage(
+                    "singapay needs a partner id: pass --partner-id or set PAYTOKENS_PARTNER_ID",
+                )
+            })?;
+            let config = SingapayConfig::new(required_base_url()?, credentials, partner);
+            Singapay::new(config)?.fetch().await?
+        }
+    };
+    let output = if args.json {
+        let json = TokenJson {
+            provider: token.provider().id(),
+            token_type: token.token_type().to_string(),
+            access_token: token.secret().expose_secret(),
+            expires_in: token.lifetime().as_secs(),
+            scope: token.scopes(),
+        };
+        serde_json::to_string(&json).map_err(|e| Failure::usage(format!("cannot encode: {e}")))?
+    } else {
+        token.secret().expose_secret().to_owned()
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{output}").map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
+    Ok(())
+}
+
+async fn sandbox(port: u16) -> Result<(), Failure> {
+    let sandbox = Sandbox::start_on(port)
+        .await
+        .map_err(|e| Failure::usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    println!(
+        "paytokens sandbox on http://{} (Ctrl-C to stop)\n",
+        sandbox.addr()
+    );
+    for provider in Provider::ALL {
+        let client = sandbox.client(provider);
+        println!("{} ({})", provider.id(), provider.name());
+        println!("  base URL:      {}", sandbox.base_url(provider));
+        println!("  client id:     {}", client.client_id);
+        println!("  client secret: {}", client.client_secret.expose_secret());
+        if let Some(partner) = &client.partner_id {
+            println!("  partner id:    {partner}");
+        }
+        if !client.granted_scopes.is_empty() {
+            println!("  scopes:        {}", client.granted_scopes.join(" "));
+        }
+        println!();
+    }
+    let _ = std::io::stdout().flush();
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(|e| Failure::usage(format!("cannot wait for Ctrl-C: {e}")))?;
+    sandbox.shutdown();
+    Ok(())
+}
+
+/// One provider's source against the sandbox, behind a cache.
+enum DemoCache {
+    PyngBilling(TokenCache<PyngBilling>),
+    PyngCheckout(TokenCache<PyngCheckout>),
+    Autopay(TokenCache<Autopay>),
+    Singapay(TokenCache<Singapay>),
+}
+
+impl DemoCache {
+    fn new(sandbox: &Sandbox, provider: Provider) -> Result<Self, TokenError> {
+        let base = sandbox.base_url(provider);
+        let client = sandbox.client(provider);
+        let credentials = sandbox.credentials(provider);
+        Ok(match provider {
+            Provider::PyngBilling => Self::PyngBilling(TokenCache::new(PyngBilling::new(
+                PyngBillingConfig::new(base, credentials, Scope::ALL),
+            )?)),
+            Provider::PyngCheckout => Self::PyngCheckout(TokenCache::new(PyngCheckout::new(
+                PyngCheckoutConfig::new(base, credentials, client.granted_scopes),
+            )?)),
+            Provider::Autopay => {
+                let mut config = AutopayConfig::new(credentials);
+                config.base_url = base;
+                Self::Autopay(TokenCache::new(Autopay::new(config)?))
+            }
+            Provider::Singapay => {
+                let partner = client.partner_id.unwrap_or_default();
+                Self::Singapay(TokenCache::new(Singapay::new(SingapayConfig::new(
+                    base,
+                    credentials,
+                    partner,
+                ))?))
+            }
+        })
+    }
+
+    /// A token through the cache, with what the demo shows of it.
+    async fn token(&self) -> Result<(String, u64, String), TokenError> {
+        let describe = |t: &AccessToken| {
+            (
+                t.token_type().to_string(),
+                t.lifetime().as_secs(),
+                t.scopes().join(" "),
+            )
+        };
+        Ok(match self {
+            Self::PyngBilling(c) => describe(&*c.token().await?),
+            Self::PyngCheckout(c) => describe(&*c.token().await?),
+            Self::Autopay(c) => describe(&*c.token().await?),
+            Self::Singapay(c) => describe(&*c.token().await?),
+        })
+    }
+}
+
+async fn demo() -> Result<(), Failure> {
+    let progress = std::io::stderr().is_terminal();
+    eprintln!("Starting the sandbox on 127.0.0.1 ...");
+    let sandbox = Sandbox::start()
+        .await
+        .map_err(|e| Failure::usage(format!("cannot start the sandbox: {e}")))?;
+    eprintln!("Sandbox listening on http://{}\n", sandbox.addr());
+    let mut caches = Vec::new();
+    let mut rows = Vec::new();
+    for provider in Provider::ALL {
+        if progress {
+            eprint!("Fetching a token from {} ...\r", provider.id());
+        }
+        let cache = DemoCache::new(&sandbox, provider)?;
+        let started = Instant::now();
+        let (token_type, expires_in, scopes) = cache.token().await?;
+        let latency = started.elapsed();
+        rows.push((provider, token_type, expires_in, scopes, latency));
+        caches.push(cache);
+    }
+    if progress {
+        eprint!("{:60}\r", "");
+    }
+    println!(
+        "{:<14} {:<10} {:>10}  {:>9}  SCOPES",
+        "PROVIDER", "TYPE", "EXPIRES IN", "LATENCY"
+    );
+    for (provider, token_type, expires_in, scopes, latency) in &rows {
+        let scopes = if scopes.is_empty() {
+            "(none reported)"
+        } else {
+            scopes
+        };
+        println!(
+            "{:<14} {:<10} {:>9}s  {:>9}  {}",
+            provider.id(),
+            token_type,
+            expires_in,
+            format_latency(*latency),
+            scopes
+        );
+    }
+    let minted: usize = Provider::ALL.iter().map(|p| sandbox.mints(*p)).sum();
+    let started = Instant::now();
+    for cache in &caches {
+        cache.token().await?;
+    }
+    let second = started.elapsed();
+    let minted_again: usize = Provider::ALL
+        .iter()
+        .map(|p| sandbox.mints(*p))
+        .sum::<usize>()
+        - minted;
+    println!(
+        "\nSecond round: {} tokens served from the cache in {}, {} new mints.",
+        caches.len(),
+        format_latency(second),
+        minted_again
+    );
+    sandbox.shutdown();
+    Ok(())
+}
+
+fn format_latency(latency: Duration) -> String {
+    if latency < Duration::from_millis(1) {
+        format!("{} µs", latency.as_micros())
+    } else {
+        format!("{:.1} ms", latency.as_secs_f64() * 1000.0)
+    }
+}

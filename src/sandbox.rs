@@ -1,0 +1,586 @@
+//! An offline sandbox of all four token endpoints (feature `sandbox`): an
+//! HTTP server on 127.0.0.1 that checks requests the way each provider's
+//! document says and answers in each provider's documented shapes, with
+//! configurable clients, a count of mints per client, and fault injection.
+//!
+//! ```no_run
+//! use paytokens::sandbox::Sandbox;
+//! use paytokens::autopay::{Autopay, AutopayConfig};
+//! use paytokens::{Provider, TokenSource};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = Sandbox::start().await?;
+//! let mut config = AutopayConfig::new(sandbox.credentials(Provider::Autopay));
+//! config.base_url = sandbox.base_url(Provider::Autopay);
+//! let token = Autopay::new(config)?.fetch().await?;
+//! assert_eq!(sandbox.mints(Provider::Autopay), 1);
+//! # Ok(()) }
+//! ```
+//!
+//! Each provider is served under its own prefix (`/autopay/oauth/token`,
+//! `/singapay/api/v1.0/access-token/b2b`, ...), so one server stands in for
+//! all four and [`Sandbox::base_url`] gives the base URL to configure.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::{Credentials, Provider};
+
+/// A client the sandbox accepts for one provider.
+#[derive(Clone, Debug)]
+pub struct SandboxClient {
+    /// The client id.
+    pub client_id: String,
+    /// The client secret.
+    pub client_secret: SecretString,
+    /// Singapay's `X-PARTNER-ID`; ignored by the other providers.
+    pub partner_id: Option<String>,
+    /// Scopes the client may request (Pyng); the scope Autopay reports.
+    pub granted_scopes: Vec<String>,
+    /// Lifetime of the tokens it is given.
+    pub lifetime: Duration,
+}
+
+impl SandboxClient {
+    /// The demo client of `provider`: the credentials of the provider
+    /// document's own examples, so that those examples work verbatim against
+    /// the sandbox, with the document's token lifetime.
+    pub fn demo(provider: Provider) -> Self {
+        let (id, secret) = match provider {
+            Provider::PyngBilling | Provider::PyngCheckout => ("s6BhdRkqt3", "gX1fBat3bV"),
+            Provider::Autopay => (
+                "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
+                "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
+            ),
+            // The document's `Basic am9obkBleGFtcGxlLmNvbTphYmMxMjM=`, decoded.
+            Provider::Singapay => ("john@example.com", "abc123"),
+        };
+        let (scopes, lifetime, partner): (&[&str], u64, Option<&str>) = match provider {
+            Provider::PyngBilling => (
+                &[
+                    "billing:customers:invite",
+                    "billing:customers:read",
+                    "billing:batches:submit",
+                    "billing:batches:read",
+                ],
+                900,
+                None,
+            ),
+            Provider::PyngCheckout => (&["pyng_defined_scope"], 3600, None),
+            Provider::Autopay => (&["customer_club"], 86_400, None),
+            Provider::Singapay => (&[], 3600, Some("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9")),
+        };
+        Self {
+            client_secret: SecretString::from(secret),
+            client_id: id.to_owned(),
+            partner_id: partner.map(str::to_owned),
+            granted_scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            lifetime: Duration::from_secs(lifetime),
+        }
+    }
+}
+
+/// A fault the sandbox injects into a provider's next answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait this long, then answer normally.
+    Latency(Duration),
+    /// Answer with this status and a short plain-text body.
+    Status(u16),
+    /// HTTP 429 with `Retry-After` in seconds.
+    TooManyRequests {
+        /// The `Retry-After` value, in seconds.
+        retry_after: u64,
+    },
+    /// HTTP 200 with a truncated JSON body.
+    MalformedBody,
+    /// Start a 200 answer and drop the connection in the middle of the body.
+    DropConnection,
+}
+
+#[derive(Default)]
+struct Shared {
+    clients: HashMap<Provider, Vec<SandboxClient>>,
+    mints: HashMap<(Provider, String), usize>,
+    faults: HashMap<Provider, VecDeque<Fault>>,
+}
+
+type AppState = Arc<Mutex<Shared>>;
+
+/// A running sandbox; stops when dropped or on [`Sandbox::shutdown`].
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Sandbox {
+    /// Starts on an ephemeral 127.0.0.1 port with the demo client of every provider.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(0).await
+    }
+
+    /// Starts on `127.0.0.1:port` (0 for any free port) with the demo clients.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        let mut shared = Shared::default();
+        for provider in Provider::ALL {
+            shared
+                .clients
+                .insert(provider, vec![SandboxClient::demo(provider)]);
+        }
+        let state: AppState = Arc::new(Mutex::new(shared));
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = router(Arc::clone(&state));
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(err) = serve.await {
+                tracing::error!(error = %err, "sandbox server failed");
+            }
+        });
+        Ok(Self {
+            addr,
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to configure for `provider`, e.g. `http://127.0.0.1:PORT/autopay`.
+    pub fn base_url(&self, provider: Provider) -> String {
+        format!("http://{}/{}", self.addr, provider.id())
+    }
+
+    /// The demo client of `provider` (the first one configured).
+    pub fn client(&self, provider: Provider) -> SandboxClient {
+        self.lock().clients[&provider][0].clone()
+    }
+
+    /// The demo client's credentials, ready for a provider config.
+    pub fn credentials(&self, provider: Provider) -> Credentials {
+        let client = self.client(provider);
+        Credentials::new(client.client_id, client.client_secret)
+    }
+
+    /// Accepts another client for `provider`.
+    pub fn add_client(&self, provider: Provider, client: SandboxClient) {
+        self.lock()
+            .clients
+            .entry(provider)
+            .or_default()
+            .push(client);
+    }
+
+    /// Tokens minted for `provider`, all clients together.
+    pub fn mints(&self, provider: Provider) -> usize {
+        self.lock()
+            .mints
+            .iter()
+            .filter(|((p, _), _)| *p == provider)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Tokens minted for one client of `provider`.
+    pub fn mints_for(&self, provider: Provider, client_id: &str) -> usize {
+        let shared = self.lock();
+        shared
+            .mints
+            .get(&(provider, client_id.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Queues `fault` for the next `times` requests to `provider`.
+    pub fn inject(&self, provider: Provider, fault: Fault, times: usize) {
+        let mut shared = self.lock();
+        let queue = shared.faults.entry(provider).or_default();
+        queue.extend(std::iter::repeat_n(fault, times));
+    }
+
+    /// Removes every queued fault.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Stops the server.
+    pub fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/pyng-billing/billing/oauth2/token", post(pyng_billing))
+        .route("/pyng-checkout/checkout/oauth2/token", post(pyng_checkout))
+        .route("/autopay/oauth/token", post(autopay))
+        .route("/singapay/api/v1.0/access-token/b2b", post(singapay))
+        .with_state(state)
+}
+
+/// The next queued fault's answer, if one is queued (latency is waited out
+/// and the request then handled normally).
+async fn fault(state: &AppState, provider: Provider) -> Option<Response> {
+    let next = {
+        let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+        shared
+            .faults
+            .get_mut(&provider)
+            .and_then(VecDeque::pop_front)
+    };
+    match next? {
+        Fault::Latency(wait) => {
+            tokio::time::sleep(wait).await;
+            None
+        }
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            Some((status, "sandbox: injected failure").into_response())
+        }
+        Fault::TooManyRequests { retry_after } => Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, retry_after.to_string())],
+                "sandbox: slow down",
+            )
+                .into_response(),
+        ),
+        Fault::MalformedBody => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"access_token": "trunc"#,
+            )
+                .into_response(),
+        ),
+        Fault::DropConnection => {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(br#"{"access_token": "#)),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected",
+                )),
+            ];
+            let body = Body::from_stream(futures_util::stream::iter(chunks));
+            let mut response = Response::new(body);
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            // A declared length the body never reaches.
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_static("400"));
+            Some(response)
+        }
+    }
+}
+
+/// An OAuth 2.0 error answer (Pyng and Autopay shape).
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"sandbox\""),
+        );
+    }
+    response
+}
+
+/// Singapay's error answer.
+fn singapay_error(status: StatusCode, message: &str) -> Response {
+    let code = status.as_u16();
+    (
+        status,
+        axum::Json(json!({"status": code, "success": false,
+                          "error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn media_type(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The (id, secret) of an `Authorization: Basic` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((id.to_owned(), secret.to_owned()))
+}
+
+/// The configured client with this id and secret.
+fn find_client(
+    state: &AppState,
+    provider: Provider,
+    id: &str,
+    secret: &str,
+) -> Option<SandboxClient> {
+    let shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+    shared
+        .clients
+        .get(&provider)?
+        .iter()
+        .find(|c| c.client_id == id && c.client_secret.expose_secret() == secret)
+        .cloned()
+}
+
+/// Records a mint and returns a new random token.
+fn mint(state: &AppState, provider: Provider, client: &SandboxClient) -> String {
+    let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+    *shared
+        .mints
+        .entry((provider, client.client_id.clone()))
+        .or_default() += 1;
+    let random: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(40)
+        .collect();
+    format!("sbx_{random}")
+}
+
+async fn pyng_billing(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    pyng(state, Provider::PyngBilling, headers, body).await
+}
+
+async fn pyng_checkout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    pyng(state, Provider::PyngCheckout, headers, body).await
+}
+
+/// Both Pyng products: form body, HTTP Basic, scopes checked against the
+/// client's grant (and, for B2B Receivables, against the four that exist).
+async fn pyng(state: AppState, provider: Provider, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(response) = fault(&state, provider).await {
+        return response;
+    }
+    let Some((id, secret)) = basic_credentials(&headers) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed",
+        );
+    };
+    let Some(client) = find_client(&state, provider, &id, &secret) else {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed",
+        );
+    };
+    if media_type(&headers) != "application/x-www-form-urlencoded" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+        );
+    }
+    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body is not a form",
+        );
+    };
+    let field = |name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    match field("grant_type") {
+        Some("client_credentials") => {}
+        Some(_) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be client_credentials",
+            );
+        }
+        None => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "grant_type is required",
+            );
+        }
+    }
+    let requested: Vec<&str> = field("scope").unwrap_or("").split_whitespace().collect();
+    if requested.is_empty() {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "scope is required",
+        );
+    }
+    let known = |scope: &&str| match provider {
+        Provider::PyngBilling => SandboxClient::demo(provider)
+            .granted_scopes
+            .iter()
+            .any(|s| s == *scope),
+        _ => true,
+    };
+    let granted = |scope: &&str| client.granted_scopes.iter().any(|s| s == *scope);
+    if !requested.iter().all(|s| known(s) && granted(s)) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "A requested scope is unknown or not granted to this client",
+        );
+    }
+    let token = mint(&state, provider, &client);
+    axum::Json(json!({
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": client.lifetime.as_secs(),
+        "scope": requested.join(" "),
+    }))
+    .into_response()
+}
+
+/// Autopay: JSON body carrying the credentials and two constants.
+async fn autopay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let provider = Provider::Autopay;
+    if let Some(response) = fault(&state, provider).await {
+        return response;
+    }
+    if media_type(&headers) != "application/json" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Content-Type must be application/json",
+        );
+    }
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The body must be a JSON object",
+        );
+    };
+    let text = |name: &str| fields.get(name).and_then(Value::as_str);
+    if text("grant_type") != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
+    }
+    if text("audience") != Some("https://api.autopay.io") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "audience must be https://api.autopay.io",
+        );
+    }
+    let (Some(id), Some(secret)) = (text("client_id"), text("client_secret")) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    };
+    let Some(client) = find_client(&state, provider, id, secret) else {
+        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    };
+    let token = mint(&state, provider, &client);
+    axum::Json(json!({
+        "access_token": token,
+        "scope": client.granted_scopes.join(" "),
+        "expires_in": client.lifetime.as_secs(),
+        "token_type": "Bearer",
+    }))
+    .into_response()
+}
+
+/// Singapay: HTTP Basic, `X-PARTNER-ID`, `{"grantType":"client_credentials"}`,
+/// answers wrapped in `{status, success, data}` with `expires_in` a string.
+async fn singapay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let provider = Provider::Singapay;
+    if let Some(response) = fault(&state, provider).await {
+        return response;
+    }
+    let client = basic_credentials(&headers)
+        .and_then(|(id, secret)| find_client(&state, provider, &id, &secret));
+    let Some(client) = client else {
+        return singapay_error(StatusCode::UNAUTHORIZED, "Invalid credentials");
+    };
+    let partner = headers.get("x-partner-id").and_then(|v| v.to_str().ok());
+    if partner.is_none() || partner != client.partner_id.as_deref() {
+        return singapay_error(StatusCode::UNAUTHORIZED, "Invalid X-PARTNER-ID");
+    }
+    if media_type(&headers) != "application/json" {
+        return singapay_error(
+            StatusCode::BAD_REQUEST,
+            "Content-Type must be application/json",
+        );
+    }
+    let grant = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("grantType")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    if grant.as_deref() != Some("client_credentials") {
+        return singapay_error(
+            StatusCode::BAD_REQUEST,
+            "grantType must be client_credentials",
+        );
+    }
+    let token = mint(&state, provider, &client);
+    axum::Json(json!({
+        "status": 200,
+        "success": true,
+        "data": {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": client.lifetime.as_secs().to_string(),
+        }
+    }))
+    .into_response()
+}
