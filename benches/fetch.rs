@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
             );
             let body = autopay_client::types::TokenRequest {
                 client_id: "bench-client".into(),
-                client_secret: "bench-secret".into(),
+                client_secret: autopay_client::Password::new("bench-secret"),
                 audience: Default::default(),
                 grant_type: Default::default(),
             };

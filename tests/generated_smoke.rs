@@ -106,7 +106,9 @@ async fn autopay_client_sends_constants_and_decodes_the_documented_response() {
         autopay_client::Client::new(&server.uri(), autopay_client::ResponseGuard::new(64 * 1024));
     let body = autopay_client::types::TokenRequest {
         client_id: "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA".to_owned(),
-        client_secret: "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg".to_owned(),
+        client_secret: autopay_client::Password::new(
+            "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
+        ),
         audience: Default::default(),
         grant_type: Default::default(),
     };
@@ -188,4 +190,19 @@ fn grant_type() -> singapay_client::types::TokenRequest {
     singapay_client::types::TokenRequest {
         grant_type: singapay_client::types::TokenRequestGrantType::ClientCredentials,
     }
+}
+
+#[test]
+fn a_password_field_is_redacted_in_debug_and_display_but_sent_unchanged() {
+    let request = autopay_client::types::TokenRequest {
+        client_id: "id".to_owned(),
+        client_secret: autopay_client::Password::new("CANARY-SECRET-in-generated-type"),
+        audience: autopay_client::types::TokenRequestAudience::HttpsApiAutopayIo,
+        grant_type: autopay_client::types::TokenRequestGrantType::ClientCredentials,
+    };
+    let shown = format!("{request:?} {}", request.client_secret);
+    assert!(!shown.contains("CANARY"), "{shown}");
+    assert!(shown.contains("[REDACTED]"));
+    let wire = serde_json::to_value(&request).unwrap();
+    assert_eq!(wire["client_secret"], "CANARY-SECRET-in-generated-type");
 }

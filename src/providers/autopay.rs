@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+use autopay_client::Password;
 use autopay_client::types::{TokenRequest, TokenRequestAudience, TokenRequestGrantType};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -76,7 +77,7 @@ impl Autopay {
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let body = TokenRequest {
             client_id: self.client_id.clone(),
-            client_secret: self.client_secret.expose_secret().to_owned(),
+            client_secret: Password::new(self.client_secret.expose_secret()),
             audience: TokenRequestAudience::HttpsApiAutopayIo,
             grant_type: TokenRequestGrantType::ClientCredentials,
         };

@@ -28,7 +28,7 @@ pub mod types {
         ///Must always be https://api.autopay.io.
         pub audience: TokenRequestAudience,
         pub client_id: ::std::string::String,
-        pub client_secret: ::std::string::String,
+        pub client_secret: crate::Password,
         ///Must always be client_credentials.
         pub grant_type: TokenRequestGrantType,
     }
@@ -370,5 +370,35 @@ async fn inspect_response(
             })
         }
         _ => Ok(()),
+    }
+}
+/// A `format: password` string: sent to the provider unchanged, never
+/// shown by `Debug` or `Display`. Read it with [`Password::expose`].
+#[derive(Clone, PartialEq, Eq, ::serde::Serialize, ::serde::Deserialize)]
+#[serde(transparent)]
+pub struct Password(::std::string::String);
+impl Password {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<::std::string::String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret value itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl ::std::convert::From<::std::string::String> for Password {
+    fn from(value: ::std::string::String) -> Self {
+        Self(value)
+    }
+}
+impl ::std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+impl ::std::fmt::Display for Password {
+    fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+        f.write_str("[REDACTED]")
     }
 }
