@@ -93,12 +93,12 @@ pub enum Error {
     /// progenitor panicked on a spec that passed our checks. The panic is caught
     /// so that it never reaches the user as a crash.
     #[error(
-        "{file}: progenitor failed on this spec ({message}); simplify the construct it names \
+        "{at}: progenitor failed on this operation ({message}); simplify the construct it names \
          and see specs/README.md for the shapes that work"
     )]
     GeneratorPanicked {
-        /// The spec's path.
-        file: String,
+        /// The operation being generated (the spec's first).
+        at: Location,
         /// The panic's message.
         message: String,
     },

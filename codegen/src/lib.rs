@@ -147,9 +147,15 @@ fn run_progenitor(spec: &Spec, passwords: bool) -> Result<proc_macro2::TokenStre
     let mut generator = Generator::new(&settings);
     // The checks refuse every shape known to make progenitor panic; this is the
     // backstop for the unknown ones, so that a bad spec is an error, not a crash.
+    // The default hook would print the panic to stderr as if we had crashed;
+    // its message goes into the error instead. (The hook is process-wide, so
+    // a panic on another thread in this window is not printed either.)
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         generator.generate_tokens(spec.document())
     }));
+    panic::set_hook(previous);
     match outcome {
         Ok(Ok(tokens)) => Ok(tokens),
         Ok(Err(err)) => Err(Error::Generator {
@@ -164,10 +170,23 @@ fn run_progenitor(spec: &Spec, passwords: bool) -> Result<proc_macro2::TokenStre
                 .unwrap_or("panic without a message");
             let message = message.lines().next().unwrap_or_default().to_owned();
             Err(Error::GeneratorPanicked {
-                file: spec.file().to_owned(),
+                at: first_operation(spec),
                 message,
             })
         }
+    }
+}
+
+/// Where the spec's first operation is: the one a token-endpoint spec has.
+fn first_operation(spec: &Spec) -> Location {
+    let operation = spec.document().paths.iter().find_map(|(path, item)| {
+        let item = item.as_item()?;
+        let (method, _) = item.iter().next()?;
+        Some((path.as_str(), method))
+    });
+    match operation {
+        Some((path, method)) => spec.locate(&["paths", path, method]),
+        None => spec.locate(&["paths"]),
     }
 }
 

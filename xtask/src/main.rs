@@ -7,14 +7,24 @@ use std::process::ExitCode;
 use anyhow::Context;
 use paytokens_codegen::{REGEN_COMMAND, regen};
 
-const USAGE: &str = "usage: cargo xtask regen [--check]
+const USAGE: &str = "usage: cargo xtask regen [--check] [--root DIR]
 
   regen          rewrite generated/<provider>/ from specs/<provider>.yaml
-  regen --check  write nothing; fail naming every stale file";
+  regen --check  write nothing; fail naming every stale file
+  --root DIR     work on the workspace at DIR (default: this one)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut root = workspace_root();
+    if let Some(i) = args.iter().position(|a| *a == "--root") {
+        let Some(dir) = args.get(i + 1) else {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        };
+        root = PathBuf::from(dir);
+        args.drain(i..=i + 1);
+    }
     let check = match args.as_slice() {
         ["regen"] => false,
         ["regen", "--check"] => true,
@@ -27,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match regen_command(&workspace_root(), check) {
+    match regen_command(&root, check) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
