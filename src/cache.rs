@@ -376,14 +376,17 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         let task = tokio::spawn(async move { state.mint().await });
         let provider = self.source.provider();
         let mint = async move {
-            task.await.unwrap_or_else(|_| {
-                Err(TokenError::Transient {
+            match task.await {
+                Ok(result) => result,
+                // A panic is a bug: it reaches the caller, not disguised.
+                Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+                Err(_) => Err(TokenError::Transient {
                     provider,
                     reason: "the token fetch task was cancelled".to_owned(),
                     status: None,
                     retry_after: None,
-                })
-            })
+                }),
+            }
         }
         .boxed()
         .shared();

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use paytokens::TokenSource as _;
 use paytokens::{Credentials, HttpOptions, Provider, TokenError};
 use serde_json::{Value, json};
 use wiremock::matchers::method;

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{CANARY_SECRET, assert_result_leaks_nothing, quick};
+use paytokens::TokenSource as _;
 use paytokens::sandbox::{Fault, Sandbox, SandboxClient};
 use paytokens::{Credentials, ExposeSecret, HttpOptions, Provider, TokenCache, TokenError};
 
@@ -83,7 +84,7 @@ async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
         config.http = quick(1);
         PyngBilling::new(config).unwrap()
     };
-    use paytokens::TokenSource;
+
     let granted = config(vec![Scope::BillingCustomersRead])
         .fetch()
         .await
@@ -102,7 +103,6 @@ async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
 
 #[tokio::test]
 async fn singapay_refuses_a_wrong_partner_id() {
-    use paytokens::TokenSource;
     use paytokens::singapay::{Singapay, SingapayConfig};
     let sandbox = Sandbox::start().await.unwrap();
     let mut config = SingapayConfig::new(

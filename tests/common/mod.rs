@@ -9,7 +9,9 @@ use paytokens::autopay::{Autopay, AutopayConfig};
 use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
 use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
 use paytokens::singapay::{Singapay, SingapayConfig};
-use paytokens::{AccessToken, Credentials, HttpOptions, Provider, TokenError, TokenSource};
+use paytokens::{
+    AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError, TokenSource,
+};
 use serde_json::{Value, json};
 
 /// A client secret that must never appear in any output.
@@ -96,8 +98,21 @@ pub enum AnySource {
     Singapay(Singapay),
 }
 
-impl AnySource {
-    pub async fn fetch(&self) -> Result<AccessToken, TokenError> {
+impl TokenSource for AnySource {
+    fn provider(&self) -> Provider {
+        self.cache_key().provider
+    }
+
+    fn cache_key(&self) -> &CacheKey {
+        match self {
+            AnySource::PyngBilling(s) => s.cache_key(),
+            AnySource::PyngCheckout(s) => s.cache_key(),
+            AnySource::Autopay(s) => s.cache_key(),
+            AnySource::Singapay(s) => s.cache_key(),
+        }
+    }
+
+    async fn fetch(&self) -> Result<AccessToken, TokenError> {
         match self {
             AnySource::PyngBilling(s) => s.fetch().await,
             AnySource::PyngCheckout(s) => s.fetch().await,
