@@ -116,6 +116,7 @@ pub enum Fault {
 struct Shared {
     clients: HashMap<Provider, Vec<SandboxClient>>,
     mints: HashMap<(Provider, String), usize>,
+    requests: HashMap<Provider, usize>,
     faults: HashMap<Provider, VecDeque<Fault>>,
 }
 
@@ -212,6 +213,12 @@ impl Sandbox {
             .unwrap_or(0)
     }
 
+    /// Requests `provider`'s endpoint received, whatever their outcome
+    /// (refused, faulted or minted).
+    pub fn requests(&self, provider: Provider) -> usize {
+        self.lock().requests.get(&provider).copied().unwrap_or(0)
+    }
+
     /// Queues `fault` for the next `times` requests to `provider`.
     pub fn inject(&self, provider: Provider, fault: Fault, times: usize) {
         let mut shared = self.lock();
@@ -253,11 +260,12 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The next queued fault's answer, if one is queued (latency is waited out
-/// and the request then handled normally).
+/// Counts the request; then the next queued fault's answer, if one is
+/// queued (latency is waited out and the request then handled normally).
 async fn fault(state: &AppState, provider: Provider) -> Option<Response> {
     let next = {
         let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+        *shared.requests.entry(provider).or_default() += 1;
         shared
             .faults
             .get_mut(&provider)
