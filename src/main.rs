@@ -129,7 +129,10 @@ impl From<TokenError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,6 +158,24 @@ fn main() -> ExitCode {
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// clap's own message, except that a stray positional argument is not echoed:
+/// it may be a secret pasted in the wrong place.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let stray = err.kind() == ErrorKind::UnknownArgument
+        && matches!(err.get(ContextKind::InvalidArg),
+            Some(ContextValue::String(arg)) if !arg.starts_with('-'));
+    if stray {
+        eprintln!(
+            "error: unexpected argument (not shown: it may be a secret); the client secret is \
+             read from PAYTOKENS_CLIENT_SECRET or --client-secret-stdin, never from the command \
+             line. See --help."
+        );
+        return ExitCode::from(USAGE);
+    }
+    err.exit()
 }
 
 fn secret(from_stdin: bool) -> Result<SecretString, Failure> {

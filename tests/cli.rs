@@ -269,9 +269,19 @@ async fn usage_and_configuration_errors_exit_2_without_sending_anything() {
             "plain http",
         ),
         (
-            vec!["token", "autopay", "--client-secret", "x"],
+            vec!["token", "autopay", "--client-secret", CANARY_SECRET],
             &secret,
             "unexpected argument",
+        ),
+        (
+            vec!["token", "autopay", "--client-secret=CANARY-SECRET-5f1e9a27"],
+            &secret,
+            "unexpected argument",
+        ),
+        (
+            vec!["token", "autopay", "--client-id", "x", CANARY_SECRET],
+            &secret,
+            "never from the command line",
         ),
     ];
     for (args, env, expected) in cases {
