@@ -45,7 +45,10 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The file is not well-formed YAML.
-    #[error("{at}: invalid YAML: {message}")]
+    #[error(
+        "{at}: invalid YAML: {message}; fix the YAML there (indentation, a missing `:` and \
+         unquoted special characters are the usual causes)"
+    )]
     Syntax {
         /// Where the parser stopped.
         at: Location,
@@ -53,7 +56,10 @@ pub enum Error {
         message: String,
     },
     /// The YAML is well-formed but is not an OpenAPI 3.0 document.
-    #[error("{at}: not a valid OpenAPI 3.0 document: {message}")]
+    #[error(
+        "{at}: not a valid OpenAPI 3.0 document: {message}; give that node the shape the \
+         OpenAPI 3.0.3 specification defines (specs/README.md lists the shapes codegen uses)"
+    )]
     NotOpenApi {
         /// The offending node.
         at: Location,
