@@ -22,19 +22,52 @@ pub trait Clock: Clone + Send + Sync + 'static {
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send;
 }
 
-/// The real clock (tokio's `Instant`, which is `std::time::Instant` outside
-/// tokio's test utilities). The default.
+/// The real clock, read at the kernel's tick resolution (a few
+/// milliseconds: `CLOCK_MONOTONIC_COARSE` on Linux, through `coarsetime`).
+/// The default.
+///
+/// A cache hit only asks whether a token's refresh time has passed, and
+/// refresh times lie at least 10 s (or half the lifetime) before expiry, so a
+/// few milliseconds of resolution cost nothing; reading the precise clock
+/// was half the cost of a hit. Its instants share tokio's timeline (anchored
+/// once), to within one tick.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
+
+/// The same moment on both clocks, taken once.
+struct Anchor {
+    coarse: coarsetime::Instant,
+    precise: Instant,
+}
+
+static ANCHOR: std::sync::LazyLock<Anchor> = std::sync::LazyLock::new(|| Anchor {
+    coarse: coarsetime::Instant::now_without_cache_update(),
+    precise: Instant::now(),
+});
 
 impl Clock for SystemClock {
     #[inline]
     fn now(&self) -> Instant {
-        Instant::now()
+        let anchor = &*ANCHOR;
+        // `now_without_cache_update`: `now` would also store into a global,
+        // a write shared by every thread on every hit.
+        let since = coarsetime::Instant::now_without_cache_update().duration_since(anchor.coarse);
+        anchor.precise + Duration::from(since)
     }
 
     fn sleep_until(&self, deadline: Instant) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep_until(deadline)
+        let clock = *self;
+        async move {
+            // Until *this* clock reaches the deadline: it may lag the precise
+            // one by a tick, and a waker that checks too early finds nothing due.
+            loop {
+                let now = clock.now();
+                if now >= deadline {
+                    return;
+                }
+                tokio::time::sleep(deadline - now + Duration::from_millis(1)).await;
+            }
+        }
     }
 }
 
@@ -85,6 +118,32 @@ impl Clock for ManualClock {
                 // Whichever comes first: real time passing or an advance.
                 futures_util::future::select(real, moved).await;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_is_monotonic_and_on_tokios_timeline_within_a_tick() {
+        let mut last = SystemClock.now();
+        for _ in 0..10_000 {
+            let before = Instant::now();
+            let now = SystemClock.now();
+            let after = Instant::now();
+            assert!(now >= last, "went backwards");
+            // Coarse clocks tick every 1-10 ms; allow a generous 50 ms.
+            assert!(
+                now + Duration::from_millis(50) >= before,
+                "lags by more than a tick"
+            );
+            assert!(
+                now <= after + Duration::from_millis(50),
+                "leads by more than a tick"
+            );
+            last = now;
         }
     }
 }
