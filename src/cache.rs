@@ -4,8 +4,9 @@
 //! tasks at once, and providers punish minting too often (Autopay: "may lead
 //! to termination of API access"). The cache wraps any [`TokenSource`]:
 //!
-//! - **Hit**: one `ArcSwap` load, one clock read, one `Arc` clone. No lock,
-//!   no I/O, no allocation.
+//! - **Hit**: one coarse clock read and one `arc_swap` guarded load, handed
+//!   out as a [`CachedToken`] that borrows the token. No lock, no I/O, no
+//!   allocation, and no write to memory shared between threads.
 //! - **Refresh ahead** of expiry by a margin proportional to the lifetime,
 //!   bounded by a floor and a cap, plus jitter so a fleet spreads out.
 //! - **Single-flight**: a miss or refresh is one spawned fetch shared by every
