@@ -3,6 +3,10 @@
 //! example response. (The adapters and their full wire-format tests build on
 //! these clients; this only shows the generated layer works on its own.)
 
+mod common;
+
+use common::{AUTOPAY_DOCUMENT_CLIENT, autopay_document_request, document_success, refusal};
+use paytokens::Provider;
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -22,12 +26,7 @@ async fn serve(route: &str, body: serde_json::Value) -> MockServer {
 async fn pyng_billing_client_decodes_the_documented_token_response() {
     let server = serve(
         "/billing/oauth2/token",
-        json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 900,
-            "scope": "billing:customers:invite billing:customers:read billing:batches:submit billing:batches:read"
-        }),
+        document_success(Provider::PyngBilling),
     )
     .await;
     let client = pyng_billing_client::Client::new(
@@ -60,12 +59,9 @@ async fn pyng_checkout_client_decodes_the_documented_token_response() {
         .and(body_string(
             "grant_type=client_credentials&scope=pyng_defined_scope",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "scope": "pyng_granted_scope_1 pyng_granted_scope_2"
-        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngCheckout)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -87,28 +83,16 @@ async fn autopay_client_sends_constants_and_decodes_the_documented_response() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
-        .and(body_json(json!({
-            "client_id": "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
-            "client_secret": "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-            "audience": "https://api.autopay.io",
-            "grant_type": "client_credentials"
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ",
-            "scope": "customer_club",
-            "expires_in": 86400,
-            "token_type": "Bearer"
-        })))
+        .and(body_json(autopay_document_request()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::Autopay)))
         .expect(1)
         .mount(&server)
         .await;
     let client =
         autopay_client::Client::new(&server.uri(), autopay_client::ResponseGuard::new(64 * 1024));
     let body = autopay_client::types::TokenRequest {
-        client_id: "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA".to_owned(),
-        client_secret: autopay_client::Password::new(
-            "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-        ),
+        client_id: AUTOPAY_DOCUMENT_CLIENT.0.to_owned(),
+        client_secret: autopay_client::Password::new(AUTOPAY_DOCUMENT_CLIENT.1),
         audience: Default::default(),
         grant_type: Default::default(),
     };
@@ -127,15 +111,9 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
             "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9",
         ))
         .and(body_json(json!({"grantType": "client_credentials"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": 200,
-            "success": true,
-            "data": {
-                "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}",
-                "token_type": "Bearer",
-                "expires_in": "3600"
-            }
-        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document_success(Provider::Singapay)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -160,11 +138,7 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
 async fn singapay_client_types_the_documented_401_as_an_error_response() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "status": 401,
-            "success": false,
-            "error": {"code": 401, "message": "Invalid credentials"}
-        })))
+        .respond_with(ResponseTemplate::new(401).set_body_json(refusal(Provider::Singapay).0))
         .mount(&server)
         .await;
     let client = singapay_client::Client::new(

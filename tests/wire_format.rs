@@ -70,12 +70,7 @@ async fn pyng_billing_sends_the_documented_form_request() {
         .and(body_string(
             "grant_type=client_credentials&scope=billing%3Acustomers%3Ainvite+billing%3Acustomers%3Aread+billing%3Abatches%3Asubmit+billing%3Abatches%3Aread",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 900,
-            "scope": "billing:customers:invite billing:customers:read billing:batches:submit billing:batches:read"
-        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngBilling)))
         .expect(1)
         .mount(&server)
         .await;
@@ -120,12 +115,9 @@ async fn pyng_checkout_sends_the_documented_form_request() {
         .and(body_string(
             "grant_type=client_credentials&scope=pyng_defined_scope",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "scope": "pyng_granted_scope_1 pyng_granted_scope_2"
-        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngCheckout)),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -148,25 +140,13 @@ async fn autopay_sends_the_documented_json_request_without_authorization() {
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .and(header("content-type", "application/json"))
-        .and(body_json(json!({
-            "client_id": "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
-            "client_secret": "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-            "audience": "https://api.autopay.io",
-            "grant_type": "client_credentials"
-        })))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "access_token": "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ",
-            "scope": "customer_club",
-            "expires_in": 86400,
-            "token_type": "Bearer"
-        })))
+        .and(body_json(autopay_document_request()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::Autopay)))
         .expect(1)
         .mount(&server)
         .await;
-    let mut config = AutopayConfig::new(Credentials::new(
-        "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
-        "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-    ));
+    let (id, secret) = AUTOPAY_DOCUMENT_CLIENT;
+    let mut config = AutopayConfig::new(Credentials::new(id, secret));
     config.base_url = server.uri();
     let token = Autopay::new(config).unwrap().fetch().await.unwrap();
     assert_eq!(
@@ -198,15 +178,9 @@ async fn singapay_sends_basic_auth_partner_id_and_grant_type() {
             "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW",
         ))
         .and(body_json(json!({"grantType": "client_credentials"})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "status": 200,
-            "success": true,
-            "data": {
-                "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}",
-                "token_type": "Bearer",
-                "expires_in": "3600"
-            }
-        })))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document_success(Provider::Singapay)),
+        )
         .expect(1)
         .mount(&server)
         .await;

@@ -50,6 +50,55 @@ pub fn success(provider: Provider, token: &str, token_type: &str, expires_in: Va
     }
 }
 
+/// The provider document's own example success response, verbatim.
+pub fn document_success(provider: Provider) -> Value {
+    match provider {
+        Provider::PyngBilling => json!({
+            "access_token": "access_token_example",
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "scope": "billing:customers:invite billing:customers:read billing:batches:submit billing:batches:read"
+        }),
+        Provider::PyngCheckout => json!({
+            "access_token": "access_token_example",
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": "pyng_granted_scope_1 pyng_granted_scope_2"
+        }),
+        Provider::Autopay => json!({
+            "access_token": "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ",
+            "scope": "customer_club",
+            "expires_in": 86400,
+            "token_type": "Bearer"
+        }),
+        Provider::Singapay => json!({
+            "status": 200,
+            "success": true,
+            "data": {
+                "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}",
+                "token_type": "Bearer",
+                "expires_in": "3600"
+            }
+        }),
+    }
+}
+
+/// The Autopay document's example request: its client id and secret.
+pub const AUTOPAY_DOCUMENT_CLIENT: (&str, &str) = (
+    "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
+    "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
+);
+
+/// The Autopay document's example request body, verbatim.
+pub fn autopay_document_request() -> Value {
+    json!({
+        "client_id": AUTOPAY_DOCUMENT_CLIENT.0,
+        "client_secret": AUTOPAY_DOCUMENT_CLIENT.1,
+        "audience": "https://api.autopay.io",
+        "grant_type": "client_credentials"
+    })
+}
+
 /// A well-formed success body with the canary token.
 pub fn good(provider: Provider) -> Value {
     success(provider, CANARY_TOKEN, "Bearer", json!(3600))
