@@ -69,25 +69,31 @@ impl SandboxClient {
             // The document's `Basic am9obkBleGFtcGxlLmNvbTphYmMxMjM=`, decoded.
             Provider::Singapay => ("john@example.com", "abc123"),
         };
-        let (scopes, lifetime, partner): (&[&str], u64, Option<&str>) = match provider {
+        let owned = |scopes: &[&str]| scopes.iter().map(|s| (*s).to_owned()).collect();
+        let (granted_scopes, lifetime, partner): (Vec<String>, u64, Option<&str>) = match provider {
             // Every scope, from the enum generated from the spec: the spec is
             // the only place they are written.
-            Provider::PyngBilling => (&[], 900, None),
-            Provider::PyngCheckout => (&["pyng_defined_scope"], 3600, None),
-            Provider::Autopay => (&["customer_club"], 86_400, None),
-            Provider::Singapay => (&[], 3600, Some("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9")),
+            Provider::PyngBilling => (
+                crate::pyng_billing::Scope::ALL
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                900,
+                None,
+            ),
+            Provider::PyngCheckout => (owned(&["pyng_defined_scope"]), 3600, None),
+            Provider::Autopay => (owned(&["customer_club"]), 86_400, None),
+            Provider::Singapay => (
+                Vec::new(),
+                3600,
+                Some("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9"),
+            ),
         };
         Self {
             client_secret: SecretString::from(secret),
             client_id: id.to_owned(),
             partner_id: partner.map(str::to_owned),
-            granted_scopes: match provider {
-                Provider::PyngBilling => crate::pyng_billing::Scope::ALL
-                    .iter()
-                    .map(|s| s.as_str().to_owned())
-                    .collect(),
-                _ => scopes.iter().map(|s| (*s).to_owned()).collect(),
-            },
+            granted_scopes,
             lifetime: Duration::from_secs(lifetime),
         }
     }
