@@ -25,7 +25,16 @@
 //! let header = token.authorization_header(); // `Bearer ...`, marked sensitive
 //! # let _ = header; Ok(()) }
 //! ```
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | (none, the default) | the four sources, [`TokenCache`], the typed errors |
+//! | `sandbox` | [`sandbox`]: an offline sandbox of the four token endpoints (axum on 127.0.0.1), for your own tests |
+//! | `cli` | the `paytokens` command-line tool (includes `sandbox`) |
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
 mod clock;
@@ -35,6 +44,7 @@ mod exchange;
 mod provider;
 mod providers;
 #[cfg(feature = "sandbox")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 mod source;
 mod token;
