@@ -384,6 +384,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 Err(_) => Err(TokenError::Transient {
                     provider,
                     reason: "the token fetch task was cancelled".to_owned(),
+                    cause: crate::TransientCause::Other,
                     status: None,
                     retry_after: None,
                 }),
@@ -569,6 +570,7 @@ mod tests {
         let transient = TokenError::Transient {
             provider: Provider::Autopay,
             reason: "HTTP 503".into(),
+            cause: crate::TransientCause::Status,
             status: Some(503),
             retry_after: None,
         };

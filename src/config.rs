@@ -39,9 +39,12 @@ pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one whole attempt, body included. Default: 10 s.
     pub request_timeout: Duration,
-    /// Largest response body accepted; a longer declared `Content-Length`
-    /// fails before the body is read. Default: 64 KiB, far above any token
-    /// response.
+    /// Largest response body accepted, success or error. Bytes are counted
+    /// as they arrive: a longer declared `Content-Length` fails before the
+    /// body is read, and a chunked or undeclared body the moment it passes
+    /// the limit (the connection is dropped), as
+    /// [`TokenError::InvalidResponse`], never retried. Default: 64 KiB, far
+    /// above any token response.
     pub max_body_bytes: u64,
     /// Retries of transient failures within one fetch.
     pub retry: RetryPolicy,
@@ -99,17 +102,25 @@ impl Check {
     }
 
     /// Returns the base URL without a trailing slash. Accepts `https://`
-    /// anywhere and plain `http://` only to a loopback address.
+    /// anywhere and plain `http://` only to a loopback address. Errors show
+    /// the URL without userinfo, query or fragment.
     pub(crate) fn base_url(&self, raw: &str) -> Result<String, TokenError> {
-        let url = reqwest::Url::parse(raw)
-            .map_err(|e| self.fail(format!("base URL `{raw}` is not a URL ({e})")))?;
+        // Text that is not a URL at all is not shown: it may be anything
+        // pasted in the wrong place, a secret included.
+        let url = reqwest::Url::parse(raw).map_err(|e| {
+            self.fail(format!(
+                "base URL is not a URL ({e}); expected https://host[:port][/path]"
+            ))
+        })?;
+        let shown = shown_url(&url);
         if !url.username().is_empty() || url.password().is_some() {
-            // Never echo it: the password may be a secret.
-            return Err(self.fail("base URL must not carry a username or password"));
+            return Err(self.fail(format!(
+                "base URL `{shown}` must not carry a username or password"
+            )));
         }
         if url.query().is_some() || url.fragment().is_some() {
             return Err(self.fail(format!(
-                "base URL `{raw}` must not have a query or fragment"
+                "base URL `{shown}` must not have a query or fragment"
             )));
         }
         let loopback = match url.host() {
@@ -123,15 +134,17 @@ impl Check {
             "http" if loopback => {}
             "http" => {
                 return Err(self.fail(format!(
-                    "base URL `{raw}` uses plain http to a non-loopback host; use https"
+                    "base URL `{shown}` uses plain http to a non-loopback host; use https"
                 )));
             }
             other => {
-                return Err(self.fail(format!("base URL `{raw}` has scheme `{other}`; use https")));
+                return Err(self.fail(format!(
+                    "base URL `{shown}` has scheme `{other}`; use https"
+                )));
             }
         }
         if url.host().is_none() {
-            return Err(self.fail(format!("base URL `{raw}` has no host")));
+            return Err(self.fail(format!("base URL `{shown}` has no host")));
         }
         Ok(url.as_str().trim_end_matches('/').to_owned())
     }
@@ -188,20 +201,59 @@ impl Check {
         if scopes.is_empty() {
             return Err(self.fail("request at least one scope"));
         }
-        for scope in scopes {
+        for (number, scope) in scopes.iter().enumerate() {
             let scope = scope.as_ref();
             let valid = !scope.is_empty()
                 && scope
                     .bytes()
                     .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
             if !valid {
+                // Not shown: a value this malformed may be a pasted secret.
                 return Err(self.fail(format!(
-                    "scope `{}` is not a valid scope token (RFC 6749, 3.3: printable ASCII, \
-                     no spaces, quotes or backslashes)",
-                    scope.escape_debug()
+                    "scope {} of {} is not a valid scope token (RFC 6749, 3.3: printable \
+                     ASCII, no spaces, quotes or backslashes)",
+                    number + 1,
+                    scopes.len()
                 )));
             }
         }
         Ok(())
+    }
+}
+
+/// `url` as an error may show it: without userinfo (a password is a
+/// secret), query or fragment (they may carry keys).
+fn shown_url(url: &reqwest::Url) -> String {
+    let mut shown = url.clone();
+    // Both fail only for URLs that cannot have userinfo: nothing to remove.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_errors_never_show_userinfo_or_query() {
+        let check = Check(Provider::Autopay);
+        for raw in [
+            "https://pay.example/?api_key=SECRET",
+            "https://pay.example/#SECRET",
+            "https://me:SECRET@pay.example/",
+            "http://me:SECRET@pay.example/?SECRET",
+        ] {
+            let err = check.base_url(raw).unwrap_err().to_string();
+            assert!(!err.contains("SECRET"), "{err}");
+            assert!(err.contains("pay.example"), "{err}");
+        }
+        // Text that is not a URL is not shown at all.
+        for raw in ["SECRET", "https://me:SECRET@pay ex ample/?SECRET"] {
+            let err = check.base_url(raw).unwrap_err().to_string();
+            assert!(!err.contains("SECRET"), "{err}");
+        }
     }
 }

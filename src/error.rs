@@ -14,7 +14,7 @@ pub enum TokenError {
     /// credentials, unknown scope, wrong partner id. Retrying will not help.
     #[error(
         "{provider} rejected the token request with HTTP {status}{}",
-        detail(code, message)
+        detail(*status, code, message)
     )]
     Rejected {
         /// Who refused.
@@ -22,20 +22,26 @@ pub enum TokenError {
         /// The HTTP status.
         status: u16,
         /// The provider's error code (`invalid_client`, `access_denied`,
-        /// Singapay's `error.code`), when its body carried one.
+        /// Singapay's `error.code`), when its body carried one. `Display`
+        /// leaves it out when it only repeats the status (Singapay's `401`).
         code: Option<String>,
         /// The provider's message, when its body carried one (trimmed to 200
         /// characters, with the client secret masked should it appear).
         message: Option<String>,
     },
     /// A failure that may pass: HTTP 5xx, 408 or 429, a timeout, a refused or
-    /// reset connection. Retryable, after [`TokenError::retry_after`] if set.
+    /// reset connection, a host that does not resolve, a failed TLS handshake. Retryable, after [`TokenError::retry_after`] if set.
     #[error("{provider} is unavailable: {reason}")]
     Transient {
         /// Who failed.
         provider: Provider,
-        /// What happened, e.g. `HTTP 503` or `timed out`.
+        /// What happened, e.g. `HTTP 503`, `connection refused by
+        /// http://127.0.0.1:8080` or `request to https://pay.example:443
+        /// timed out after 10 s`. A failure on the wire names the endpoint
+        /// as scheme, host and port (never its path, userinfo or query).
         reason: String,
+        /// What kind of failure it was; [`TokenError::advice`] reads it.
+        cause: TransientCause,
         /// The HTTP status, when there was a response.
         status: Option<u16>,
         /// The provider's `Retry-After`, when it sent one.
@@ -82,7 +88,32 @@ pub enum TokenError {
     },
 }
 
-fn detail(code: &Option<String>, message: &Option<String>) -> String {
+/// What kind of [`TokenError::Transient`] failure happened: whether it is
+/// likely to pass, or points at the base URL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransientCause {
+    /// The provider answered HTTP 5xx, 408 or 429.
+    Status,
+    /// The connection or the whole attempt timed out.
+    Timeout,
+    /// Nothing listens at the base URL's host and port.
+    ConnectionRefused,
+    /// The base URL's host name does not resolve.
+    HostNotFound,
+    /// The TLS handshake failed (certificate, protocol, or not TLS at all).
+    Tls,
+    /// The connection was reset or closed mid-exchange.
+    ConnectionReset,
+    /// Anything else: a failure on the wire without a clearer cause, or a
+    /// fetch task that was cancelled.
+    Other,
+}
+
+/// `: code: message`, leaving out a code that only repeats the status
+/// (Singapay's `error.code` is the status number).
+fn detail(status: u16, code: &Option<String>, message: &Option<String>) -> String {
+    let code = code.as_ref().filter(|code| **code != status.to_string());
     match (code, message) {
         (Some(code), Some(message)) => format!(": {code}: {message}"),
         (Some(text), None) | (None, Some(text)) => format!(": {text}"),
@@ -106,6 +137,42 @@ impl TokenError {
         }
     }
 
+    /// What a person should do about the error, as one short phrase to
+    /// follow the message (the CLI prints `{error}; {advice}`):
+    ///
+    /// | Error | Advice |
+    /// |---|---|
+    /// | [`Config`](TokenError::Config) | fix the configuration and run again |
+    /// | [`Rejected`](TokenError::Rejected) | check the client id, secret, scopes and partner id |
+    /// | [`InvalidResponse`](TokenError::InvalidResponse) | check the base URL; if it is right, report this to the provider |
+    /// | [`MintBudgetExhausted`](TokenError::MintBudgetExhausted) | wait N s before asking again |
+    /// | [`Transient`](TokenError::Transient): connection refused, host not found | check the base URL (host and port) |
+    /// | [`Transient`](TokenError::Transient): TLS handshake failed | check the base URL and the server's certificate |
+    /// | [`Transient`](TokenError::Transient): timeout, reset, HTTP 5xx, 408, 429 | try again later |
+    pub fn advice(&self) -> String {
+        match self {
+            TokenError::Config { .. } => "fix the configuration and run again".into(),
+            TokenError::Rejected { .. } => {
+                "check the client id, secret, scopes and partner id".into()
+            }
+            TokenError::InvalidResponse { .. } => {
+                "check the base URL; if it is right, report this to the provider".into()
+            }
+            TokenError::MintBudgetExhausted { retry_after, .. } => {
+                // Rounded up: waiting less would be refused again.
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                format!("wait {seconds} s before asking again")
+            }
+            TokenError::Transient { cause, .. } => match cause {
+                TransientCause::ConnectionRefused | TransientCause::HostNotFound => {
+                    "check the base URL (host and port)".into()
+                }
+                TransientCause::Tls => "check the base URL and the server's certificate".into(),
+                _ => "try again later".into(),
+            },
+        }
+    }
+
     /// The provider the error is about.
     pub fn provider(&self) -> Provider {
         match self {
@@ -114,6 +181,52 @@ impl TokenError {
             | TokenError::InvalidResponse { provider, .. }
             | TokenError::MintBudgetExhausted { provider, .. }
             | TokenError::Config { provider, .. } => *provider,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_mint_budget_advises_the_wait_in_whole_seconds() {
+        let err = |retry_after| TokenError::MintBudgetExhausted {
+            provider: Provider::Autopay,
+            max_mints: 3,
+            window: Duration::from_secs(60),
+            retry_after,
+        };
+        assert_eq!(
+            err(Duration::from_secs(30)).advice(),
+            "wait 30 s before asking again"
+        );
+        assert_eq!(
+            err(Duration::from_millis(29_001)).advice(),
+            "wait 30 s before asking again"
+        );
+    }
+
+    #[test]
+    fn only_unreachable_endpoints_blame_the_base_url() {
+        use TransientCause::*;
+        for (cause, advice) in [
+            (ConnectionRefused, "check the base URL (host and port)"),
+            (HostNotFound, "check the base URL (host and port)"),
+            (Tls, "check the base URL and the server's certificate"),
+            (Status, "try again later"),
+            (Timeout, "try again later"),
+            (ConnectionReset, "try again later"),
+            (Other, "try again later"),
+        ] {
+            let err = TokenError::Transient {
+                provider: Provider::Autopay,
+                reason: "reason".to_owned(),
+                cause,
+                status: None,
+                retry_after: None,
+            };
+            assert_eq!(err.advice(), advice, "{cause:?}");
         }
     }
 }

@@ -4,7 +4,9 @@
 //! [`AccessToken`]. An adapter only builds its request, makes the call and
 //! hands the pieces here.
 
+use std::error::Error as StdError;
 use std::future::Future;
+use std::io;
 use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -16,7 +18,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use crate::config::{Check, Credentials, HttpOptions, RetryPolicy};
-use crate::{AccessToken, CacheKey, Provider, TokenError};
+use crate::{AccessToken, CacheKey, Provider, TokenError, TransientCause};
 
 /// The longest token lifetime accepted: anything above a year is a broken
 /// `expires_in`, not a policy.
@@ -31,6 +33,9 @@ pub(crate) struct Exchange {
     base_url: String,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// The client's timeouts, named in the errors they cause.
+    connect_timeout: Duration,
+    request_timeout: Duration,
     max_body_bytes: u64,
     client_id: String,
     /// Kept only to mask it should a provider echo it in an error message.
@@ -99,6 +104,8 @@ impl Exchange {
             base_url,
             http,
             retry: options.retry.clone(),
+            connect_timeout: options.connect_timeout,
+            request_timeout: options.request_timeout,
             max_body_bytes: options.max_body_bytes,
             client_id: credentials.client_id.clone(),
             secret: credentials.client_secret.clone(),
@@ -246,9 +253,11 @@ impl Exchange {
                 self.invalid(status.as_u16(), &describe_payload::<T>(&bytes, &cause))
             }
             E::CommunicationError(e) | E::ResponseBodyError(e) | E::InvalidUpgrade(e) => {
+                let (cause, reason) = self.transport_failure(&e);
                 TokenError::Transient {
                     provider,
-                    reason: transport_reason(&e).to_owned(),
+                    reason,
+                    cause,
                     status: status.map(|s| s.as_u16()),
                     retry_after: None,
                 }
@@ -270,6 +279,7 @@ impl Exchange {
         transient.then(|| TokenError::Transient {
             provider: self.provider,
             reason: format!("HTTP {}", status.as_u16()),
+            cause: TransientCause::Status,
             status: Some(status.as_u16()),
             retry_after,
         })
@@ -291,6 +301,74 @@ impl Exchange {
             status: status.as_u16(),
             code: code.map(|c| self.clean(&c)),
             message: message.map(|m| self.clean(&m)),
+        }
+    }
+
+    /// What went wrong on the wire, and the reason to show: it names the
+    /// endpoint (scheme, host and port only) and the cause found in the
+    /// error's source chain.
+    fn transport_failure(&self, err: &reqwest::Error) -> (TransientCause, String) {
+        use TransientCause as C;
+        let endpoint = err.url().map_or_else(|| "the base URL".to_owned(), origin);
+        let has = |kinds: &[io::ErrorKind]| {
+            causes(err).any(|e| {
+                e.downcast_ref::<io::Error>()
+                    .is_some_and(|e| kinds.contains(&e.kind()))
+            })
+        };
+        // The innermost cause says most (`received corrupt message ...`).
+        // reqwest's own errors are skipped: their text holds the full URL.
+        let detail = causes(err)
+            .filter(|e| !e.is::<reqwest::Error>())
+            .last()
+            .map_or_else(|| "no details".to_owned(), ToString::to_string);
+        let tls = endpoint.starts_with("https:")
+            && has(&[io::ErrorKind::InvalidData, io::ErrorKind::UnexpectedEof]);
+        if err.is_timeout() && err.is_connect() {
+            let after = duration(self.connect_timeout);
+            (
+                C::Timeout,
+                format!("connecting to {endpoint} timed out after {after}"),
+            )
+        } else if err.is_timeout() {
+            let after = duration(self.request_timeout);
+            (
+                C::Timeout,
+                format!("request to {endpoint} timed out after {after}"),
+            )
+        } else if err.is_dns() {
+            (
+                C::HostNotFound,
+                format!("cannot resolve the host of {endpoint}"),
+            )
+        } else if has(&[io::ErrorKind::ConnectionRefused]) {
+            (
+                C::ConnectionRefused,
+                format!("connection refused by {endpoint}"),
+            )
+        } else if has(&[
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::ConnectionAborted,
+            io::ErrorKind::BrokenPipe,
+        ]) {
+            (
+                C::ConnectionReset,
+                format!("connection to {endpoint} was reset"),
+            )
+        } else if err.is_connect() && tls {
+            (
+                C::Tls,
+                format!("TLS handshake failed with {endpoint}: {detail}"),
+            )
+        } else if err.is_connect() {
+            (C::Other, format!("cannot connect to {endpoint}: {detail}"))
+        } else if err.is_body() || err.is_decode() {
+            let reason = format!(
+                "connection to {endpoint} failed while reading the response body: {detail}"
+            );
+            (C::Other, reason)
+        } else {
+            (C::Other, format!("request to {endpoint} failed: {detail}"))
         }
     }
 
@@ -349,15 +427,32 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     )
 }
 
-fn transport_reason(err: &reqwest::Error) -> &'static str {
-    if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "connection failed while reading the response body"
+/// `err` and its causes, outermost first. An `io::Error`'s `source()` skips
+/// the error it wraps, so the walk steps into that error instead: that is
+/// where rustls and the OS put the reason.
+fn causes(err: &reqwest::Error) -> impl Iterator<Item = &(dyn StdError + 'static)> {
+    let first: &(dyn StdError + 'static) = err;
+    std::iter::successors(Some(first), |&e| match e.downcast_ref::<io::Error>() {
+        Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+        None => e.source(),
+    })
+}
+
+/// `scheme://host:port` of `url`: never its userinfo, path or query.
+fn origin(url: &reqwest::Url) -> String {
+    let host = url.host_str().unwrap_or_default();
+    match url.port_or_known_default() {
+        Some(port) => format!("{}://{host}:{port}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
+    }
+}
+
+/// `5 s`, or `500 ms` for a timeout that is not whole seconds.
+fn duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{} s", d.as_secs())
     } else {
-        "request failed"
+        format!("{} ms", d.as_millis())
     }
 }
 
@@ -516,6 +611,74 @@ mod tests {
         assert!(lifetime(Lifetime::Seconds(0)).is_err());
         assert!(lifetime(Lifetime::Seconds(-1)).is_err());
         assert!(lifetime(Lifetime::Seconds(i64::MAX)).is_err());
+    }
+
+    /// A resolver that fails every lookup, or never answers one: name
+    /// resolution fails without contacting any server.
+    struct Resolver {
+        fail: bool,
+    }
+
+    impl reqwest::dns::Resolve for Resolver {
+        fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            if self.fail {
+                Box::pin(async { Err("no such host".into()) })
+            } else {
+                Box::pin(std::future::pending())
+            }
+        }
+    }
+
+    /// The error a token request to `https://pay.example.test:8443/api`
+    /// gets when names resolve through `resolver`.
+    async fn unresolved(resolver: Resolver) -> TokenError {
+        let options = HttpOptions {
+            connect_timeout: Duration::from_millis(100),
+            ..HttpOptions::default()
+        };
+        let base = "https://pay.example.test:8443/api";
+        let credentials = Credentials::new("id", "secret");
+        let exchange =
+            Exchange::new(Provider::Autopay, base, &credentials, &options, false).unwrap();
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(resolver)
+            .connect_timeout(options.connect_timeout)
+            .build()
+            .unwrap();
+        let err = http
+            .post(format!("{base}/oauth/token?q=1"))
+            .send()
+            .await
+            .unwrap_err();
+        exchange.error::<serde_json::Value, ()>(
+            progenitor_client::Error::CommunicationError(err),
+            None,
+            None,
+            |()| (None, None),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unresolvable_host_is_named_and_the_base_url_blamed() {
+        let err = unresolved(Resolver { fail: true }).await;
+        assert_eq!(
+            err.to_string(),
+            "autopay is unavailable: cannot resolve the host of https://pay.example.test:8443"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(err.advice(), "check the base URL (host and port)");
+    }
+
+    #[tokio::test]
+    async fn a_connect_timeout_names_the_connect_timeout() {
+        let err = unresolved(Resolver { fail: false }).await;
+        assert_eq!(
+            err.to_string(),
+            "autopay is unavailable: connecting to https://pay.example.test:8443 timed out after \
+             100 ms"
+        );
+        assert_eq!(err.advice(), "try again later");
     }
 
     #[test]

@@ -52,7 +52,7 @@ mod token;
 pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Credentials, HttpOptions, RetryPolicy};
-pub use error::TokenError;
+pub use error::{TokenError, TransientCause};
 pub use provider::{Provider, UnknownProvider};
 pub use providers::{autopay, pyng_billing, pyng_checkout, singapay};
 pub use secrecy::{ExposeSecret, SecretString};

@@ -20,16 +20,27 @@
 //! Each provider is served under its own prefix (`/autopay/oauth/token`,
 //! `/singapay/api/v1.0/access-token/b2b`, ...), so one server stands in for
 //! all four and [`Sandbox::base_url`] gives the base URL to configure.
+//!
+//! [`Sandbox::on_request`] reports every answered request as a
+//! [`RequestRecord`], one line each, never with a credential or token:
+//!
+//! ```text
+//! pyng-billing POST /pyng-billing/billing/oauth2/token -> 200 minted
+//! autopay POST /autopay/oauth/token -> 401 refused: wrong client secret
+//! singapay POST /singapay/api/v1.0/access-token/b2b -> 503 injected fault
+//! ```
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
@@ -117,12 +128,71 @@ pub enum Fault {
     DropConnection,
 }
 
+/// One request the sandbox answered, as [`Sandbox::on_request`] reports it.
+/// It never holds a credential, secret or token; `Display` is one line:
+/// `autopay POST /autopay/oauth/token -> 401 refused: unknown client id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestRecord {
+    /// Whose endpoint was called.
+    pub provider: Provider,
+    /// The HTTP method, e.g. `POST`.
+    pub method: String,
+    /// The request path, without the query.
+    pub path: String,
+    /// The status of the answer.
+    pub status: u16,
+    /// `minted`, `injected fault`, or `refused: ` and why (`unknown client
+    /// id`, `wrong client secret`, `wrong partner id`, ...).
+    pub outcome: String,
+}
+
+impl fmt::Display for RequestRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            provider,
+            method,
+            path,
+            status,
+            outcome,
+        } = self;
+        write!(f, "{provider} {method} {path} -> {status} {outcome}")
+    }
+}
+
+/// How a handler answered; carried to [`log`] in the response's extensions.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Minted,
+    Fault,
+    Refused(&'static str),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Minted => f.write_str("minted"),
+            Outcome::Fault => f.write_str("injected fault"),
+            Outcome::Refused(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+/// `response` marked with how it answered.
+fn with_outcome(mut response: Response, outcome: Outcome) -> Response {
+    response.extensions_mut().insert(outcome);
+    response
+}
+
+type OnRequest = Arc<dyn Fn(&RequestRecord) + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     clients: HashMap<Provider, Vec<SandboxClient>>,
     mints: HashMap<(Provider, String), usize>,
     requests: HashMap<Provider, usize>,
     faults: HashMap<Provider, VecDeque<Fault>>,
+    on_request: Option<OnRequest>,
 }
 
 type AppState = Arc<Mutex<Shared>>;
@@ -231,6 +301,14 @@ impl Sandbox {
         queue.extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Calls `callback` with a [`RequestRecord`] for every request to a
+    /// token endpoint, once its answer is ready (before it is sent), faults
+    /// included. Replaces the previous callback. The callback runs on the
+    /// server's tasks: keep it short (print a line, push to a channel).
+    pub fn on_request(&self, callback: impl Fn(&RequestRecord) + Send + Sync + 'static) {
+        self.lock().on_request = Some(Arc::new(callback));
+    }
+
     /// Removes every queued fault.
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
@@ -244,7 +322,7 @@ impl Sandbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -262,45 +340,74 @@ fn router(state: AppState) -> Router {
         .route("/pyng-checkout/checkout/oauth2/token", post(pyng_checkout))
         .route("/autopay/oauth/token", post(autopay))
         .route("/singapay/api/v1.0/access-token/b2b", post(singapay))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), log))
         .with_state(state)
+}
+
+/// Reports the answered request to the [`Sandbox::on_request`] callback.
+async fn log(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let provider = path.split('/').nth(1).and_then(|id| id.parse().ok());
+    let response = next.run(request).await;
+    let callback = lock(&state).on_request.clone();
+    if let (Some(callback), Some(provider)) = (callback, provider) {
+        let status = response.status();
+        let outcome = match response.extensions().get::<Outcome>() {
+            Some(outcome) => outcome.to_string(),
+            // Refused before a handler ran (a body that cannot be read).
+            None => format!(
+                "refused: {}",
+                status.canonical_reason().unwrap_or("unreadable request")
+            ),
+        };
+        callback(&RequestRecord {
+            provider,
+            method,
+            path,
+            status: status.as_u16(),
+            outcome,
+        });
+    }
+    response
+}
+
+fn lock(state: &AppState) -> std::sync::MutexGuard<'_, Shared> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Counts the request; then the next queued fault's answer, if one is
 /// queued (latency is waited out and the request then handled normally).
 async fn fault(state: &AppState, provider: Provider) -> Option<Response> {
     let next = {
-        let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut shared = lock(state);
         *shared.requests.entry(provider).or_default() += 1;
         shared
             .faults
             .get_mut(&provider)
             .and_then(VecDeque::pop_front)
     };
-    match next? {
+    let response = match next? {
         Fault::Latency(wait) => {
             tokio::time::sleep(wait).await;
-            None
+            return None;
         }
         Fault::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            Some((status, "sandbox: injected failure").into_response())
+            (status, "sandbox: injected failure").into_response()
         }
-        Fault::TooManyRequests { retry_after } => Some(
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, retry_after.to_string())],
-                "sandbox: slow down",
-            )
-                .into_response(),
-        ),
-        Fault::MalformedBody => Some(
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/json")],
-                r#"{"access_token": "trunc"#,
-            )
-                .into_response(),
-        ),
+        Fault::TooManyRequests { retry_after } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            "sandbox: slow down",
+        )
+            .into_response(),
+        Fault::MalformedBody => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"access_token": "trunc"#,
+        )
+            .into_response(),
         Fault::DropConnection => {
             let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(Bytes::from_static(br#"{"access_token": "#)),
@@ -319,13 +426,15 @@ async fn fault(state: &AppState, provider: Provider) -> Option<Response> {
             response
                 .headers_mut()
                 .insert(header::CONTENT_LENGTH, HeaderValue::from_static("400"));
-            Some(response)
+            response
         }
-    }
+    };
+    Some(with_outcome(response, Outcome::Fault))
 }
 
-/// An OAuth 2.0 error answer (Pyng and Autopay shape).
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+/// An OAuth 2.0 error answer (Pyng and Autopay shape); `why` is for the
+/// request log.
+fn oauth_error(status: StatusCode, error: &str, description: &str, why: &'static str) -> Response {
     let mut response = (
         status,
         axum::Json(json!({"error": error, "error_description": description})),
@@ -337,18 +446,24 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
             HeaderValue::from_static("Basic realm=\"sandbox\""),
         );
     }
-    response
+    with_outcome(response, Outcome::Refused(why))
 }
 
-/// Singapay's error answer.
-fn singapay_error(status: StatusCode, message: &str) -> Response {
+/// Singapay's error answer; `why` is for the request log.
+fn singapay_error(status: StatusCode, message: &str, why: &'static str) -> Response {
     let code = status.as_u16();
-    (
+    let response = (
         status,
         axum::Json(json!({"status": code, "success": false,
                           "error": {"code": code, "message": message}})),
     )
-        .into_response()
+        .into_response();
+    with_outcome(response, Outcome::Refused(why))
+}
+
+/// A success answer with `body`.
+fn minted(body: Value) -> Response {
+    with_outcome(axum::Json(body).into_response(), Outcome::Minted)
 }
 
 fn media_type(headers: &HeaderMap) -> String {
@@ -375,25 +490,34 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-/// The configured client with this id and secret.
+/// The configured client with this id and secret, or why there is none
+/// (for the request log).
 fn find_client(
     state: &AppState,
     provider: Provider,
     id: &str,
     secret: &str,
-) -> Option<SandboxClient> {
-    let shared = state.lock().unwrap_or_else(PoisonError::into_inner);
-    shared
+) -> Result<SandboxClient, &'static str> {
+    let shared = lock(state);
+    let mut with_id = shared
         .clients
-        .get(&provider)?
-        .iter()
-        .find(|c| c.client_id == id && c.client_secret.expose_secret() == secret)
+        .get(&provider)
+        .into_iter()
+        .flatten()
+        .filter(|c| c.client_id == id)
+        .peekable();
+    if with_id.peek().is_none() {
+        return Err("unknown client id");
+    }
+    with_id
+        .find(|c| c.client_secret.expose_secret() == secret)
         .cloned()
+        .ok_or("wrong client secret")
 }
 
 /// Records a mint and returns a new random token.
 fn mint(state: &AppState, provider: Provider, client: &SandboxClient) -> String {
-    let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut shared = lock(state);
     *shared
         .mints
         .entry((provider, client.client_id.clone()))
@@ -418,32 +542,35 @@ async fn pyng(state: AppState, provider: Provider, headers: HeaderMap, body: Byt
     if let Some(response) = fault(&state, provider).await {
         return response;
     }
-    let Some((id, secret)) = basic_credentials(&headers) else {
-        return oauth_error(
+    let unauthorized = |why| {
+        oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "Client authentication failed",
-        );
+            why,
+        )
     };
-    let Some(client) = find_client(&state, provider, &id, &secret) else {
-        return oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed",
-        );
+    let bad_request =
+        |error, description, why| oauth_error(StatusCode::BAD_REQUEST, error, description, why);
+    let Some((id, secret)) = basic_credentials(&headers) else {
+        return unauthorized("no client credentials");
+    };
+    let client = match find_client(&state, provider, &id, &secret) {
+        Ok(client) => client,
+        Err(why) => return unauthorized(why),
     };
     if media_type(&headers) != "application/x-www-form-urlencoded" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "Content-Type must be application/x-www-form-urlencoded",
+            "wrong Content-Type",
         );
     }
     let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "The body is not a form",
+            "body is not a form",
         );
     };
     let field = |name: &str| {
@@ -454,27 +581,19 @@ async fn pyng(state: AppState, provider: Provider, headers: HeaderMap, body: Byt
     match field("grant_type") {
         Some("client_credentials") => {}
         Some(_) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
+            return bad_request(
                 "unsupported_grant_type",
                 "grant_type must be client_credentials",
+                "unsupported grant_type",
             );
         }
         None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "grant_type is required",
-            );
+            return bad_request("invalid_request", "grant_type is required", "no grant_type");
         }
     }
     let requested: Vec<&str> = field("scope").unwrap_or("").split_whitespace().collect();
     if requested.is_empty() {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "scope is required",
-        );
+        return bad_request("invalid_request", "scope is required", "no scope");
     }
     let known = |scope: &&str| match provider {
         Provider::PyngBilling => scope.parse::<crate::pyng_billing::Scope>().is_ok(),
@@ -482,20 +601,19 @@ async fn pyng(state: AppState, provider: Provider, headers: HeaderMap, body: Byt
     };
     let granted = |scope: &&str| client.granted_scopes.iter().any(|s| s == *scope);
     if !requested.iter().all(|s| known(s) && granted(s)) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_scope",
             "A requested scope is unknown or not granted to this client",
+            "scope unknown or not granted",
         );
     }
     let token = mint(&state, provider, &client);
-    axum::Json(json!({
+    minted(json!({
         "access_token": token,
         "token_type": "Bearer",
         "expires_in": client.lifetime.as_secs(),
         "scope": requested.join(" "),
     }))
-    .into_response()
 }
 
 /// Autopay: JSON body carrying the credentials and two constants.
@@ -504,49 +622,59 @@ async fn autopay(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
     if let Some(response) = fault(&state, provider).await {
         return response;
     }
+    let bad_request =
+        |error, description, why| oauth_error(StatusCode::BAD_REQUEST, error, description, why);
+    let unauthorized = |why| {
+        oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "access_denied",
+            "Unauthorized",
+            why,
+        )
+    };
     if media_type(&headers) != "application/json" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "Content-Type must be application/json",
+            "wrong Content-Type",
         );
     }
     let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "The body must be a JSON object",
+            "body is not a JSON object",
         );
     };
     let text = |name: &str| fields.get(name).and_then(Value::as_str);
     if text("grant_type") != Some("client_credentials") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "unsupported_grant_type",
             "grant_type must be client_credentials",
+            "unsupported grant_type",
         );
     }
     if text("audience") != Some("https://api.autopay.io") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
+        return bad_request(
             "invalid_request",
             "audience must be https://api.autopay.io",
+            "wrong audience",
         );
     }
     let (Some(id), Some(secret)) = (text("client_id"), text("client_secret")) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+        return unauthorized("no client credentials");
     };
-    let Some(client) = find_client(&state, provider, id, secret) else {
-        return oauth_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    let client = match find_client(&state, provider, id, secret) {
+        Ok(client) => client,
+        Err(why) => return unauthorized(why),
     };
     let token = mint(&state, provider, &client);
-    axum::Json(json!({
+    minted(json!({
         "access_token": token,
         "scope": client.granted_scopes.join(" "),
         "expires_in": client.lifetime.as_secs(),
         "token_type": "Bearer",
     }))
-    .into_response()
 }
 
 /// Singapay: HTTP Basic, `X-PARTNER-ID`, `{"grantType":"client_credentials"}`,
@@ -556,19 +684,23 @@ async fn singapay(State(state): State<AppState>, headers: HeaderMap, body: Bytes
     if let Some(response) = fault(&state, provider).await {
         return response;
     }
+    let unauthorized = |message, why| singapay_error(StatusCode::UNAUTHORIZED, message, why);
     let client = basic_credentials(&headers)
+        .ok_or("no client credentials")
         .and_then(|(id, secret)| find_client(&state, provider, &id, &secret));
-    let Some(client) = client else {
-        return singapay_error(StatusCode::UNAUTHORIZED, "Invalid credentials");
+    let client = match client {
+        Ok(client) => client,
+        Err(why) => return unauthorized("Invalid credentials", why),
     };
     let partner = headers.get("x-partner-id").and_then(|v| v.to_str().ok());
     if partner.is_none() || partner != client.partner_id.as_deref() {
-        return singapay_error(StatusCode::UNAUTHORIZED, "Invalid X-PARTNER-ID");
+        return unauthorized("Invalid X-PARTNER-ID", "wrong partner id");
     }
     if media_type(&headers) != "application/json" {
         return singapay_error(
             StatusCode::BAD_REQUEST,
             "Content-Type must be application/json",
+            "wrong Content-Type",
         );
     }
     let grant = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
@@ -580,10 +712,11 @@ async fn singapay(State(state): State<AppState>, headers: HeaderMap, body: Bytes
         return singapay_error(
             StatusCode::BAD_REQUEST,
             "grantType must be client_credentials",
+            "unsupported grantType",
         );
     }
     let token = mint(&state, provider, &client);
-    axum::Json(json!({
+    minted(json!({
         "status": 200,
         "success": true,
         "data": {
@@ -592,5 +725,4 @@ async fn singapay(State(state): State<AppState>, headers: HeaderMap, body: Bytes
             "expires_in": client.lifetime.as_secs().to_string(),
         }
     }))
-    .into_response()
 }

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use paytokens::TokenSource as _;
-use paytokens::{Credentials, HttpOptions, Provider, TokenError};
+use paytokens::{Credentials, HttpOptions, Provider, TokenError, TransientCause};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -187,39 +188,223 @@ async fn retry_after_within_the_cap_is_honoured_by_retrying() {
 }
 
 #[tokio::test]
-async fn a_slow_answer_times_out_as_transient() {
+async fn a_slow_answer_times_out_as_transient_naming_the_endpoint_and_timeout() {
     for provider in Provider::ALL {
         let slow = ResponseTemplate::new(200)
             .set_body_json(good(provider))
             .set_delay(Duration::from_secs(5));
-        let (result, _) = fetch(provider, slow, quick(1)).await;
-        match result.unwrap_err() {
+        let server = serve(slow).await;
+        let base = format!("{}/api", server.uri());
+        let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        match &err {
             TokenError::Transient {
                 reason,
                 status: None,
                 ..
-            } => assert_eq!(reason, "timed out"),
+            } => assert_eq!(
+                *reason,
+                format!("request to {} timed out after 500 ms", server.uri())
+            ),
             other => panic!("{provider}: {other:?}"),
         }
+        assert_eq!(err.advice(), "try again later");
+    }
+}
+
+/// A port on 127.0.0.1 that was bound and closed again: connecting to it is
+/// refused.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_refused_connection_names_host_and_port_and_advises_checking_them() {
+    let port = closed_port();
+    for provider in Provider::ALL {
+        let base = format!("http://127.0.0.1:{port}/api");
+        let err = source(provider, &base, quick(2)).fetch().await.unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        assert!(
+            matches!(
+                err,
+                TokenError::Transient {
+                    status: None,
+                    cause: TransientCause::ConnectionRefused,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            format!("{provider} is unavailable: connection refused by http://127.0.0.1:{port}")
+        );
+        assert_eq!(err.advice(), "check the base URL (host and port)");
+    }
+}
+
+/// A plain-TCP server on 127.0.0.1 that answers a TLS ClientHello with an
+/// HTTP error page, so the client's TLS handshake fails. Returns its port.
+async fn plain_tcp_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                if socket.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+                // Read to the client's close, so ours is not a reset.
+                while socket.read(&mut buf).await.unwrap_or(0) > 0 {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_failed_tls_handshake_names_the_endpoint_and_the_tls_error() {
+    let port = plain_tcp_server().await;
+    for provider in Provider::ALL {
+        let base = format!("https://127.0.0.1:{port}/api");
+        let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        assert!(err.is_retryable(), "{err:?}");
+        assert!(
+            matches!(
+                err,
+                TokenError::Transient {
+                    cause: TransientCause::Tls,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        let expected = format!(
+            "{provider} is unavailable: TLS handshake failed with https://127.0.0.1:{port}: "
+        );
+        assert!(text.starts_with(&expected), "{text}");
+        assert!(text.contains("corrupt message"), "{text}");
+        assert_eq!(
+            err.advice(),
+            "check the base URL and the server's certificate"
+        );
+    }
+}
+
+/// A server on 127.0.0.1 that reads the request head and resets the
+/// connection. Returns its base URL.
+async fn resetting_server() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            // Linger zero makes the close a TCP reset; it never blocks.
+            #[allow(deprecated)]
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn a_reset_connection_says_so_and_advises_trying_again() {
+    let base = resetting_server().await;
+    for provider in Provider::ALL {
+        let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        assert_eq!(
+            err.to_string(),
+            format!("{provider} is unavailable: connection to {base} was reset")
+        );
+        assert!(
+            matches!(
+                err,
+                TokenError::Transient {
+                    cause: TransientCause::ConnectionReset,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.advice(), "try again later");
     }
 }
 
 #[tokio::test]
-async fn a_refused_connection_is_transient() {
-    // Bind a loopback port and close it again: connecting is then refused.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    for provider in Provider::ALL {
-        let base = format!("http://127.0.0.1:{port}");
-        let err = source(provider, &base, quick(2)).fetch().await.unwrap_err();
-        assert_no_canary(&format!("{err:?} {err}"));
-        match err {
-            TokenError::Transient { reason, .. } => assert_eq!(reason, "connection failed"),
-            other => panic!("{provider}: {other:?}"),
-        }
-    }
+async fn every_error_class_advises_what_to_do() {
+    let provider = Provider::PyngCheckout;
+    let (refused, _) = fetch(provider, ResponseTemplate::new(401), quick(1)).await;
+    assert_eq!(
+        refused.unwrap_err().advice(),
+        "check the client id, secret, scopes and partner id"
+    );
+    let (unavailable, _) = fetch(provider, ResponseTemplate::new(503), quick(1)).await;
+    assert_eq!(unavailable.unwrap_err().advice(), "try again later");
+    let busy = ResponseTemplate::new(429).insert_header("retry-after", "60");
+    let (busy, _) = fetch(provider, busy, quick(1)).await;
+    assert_eq!(busy.unwrap_err().advice(), "try again later");
+    let html = ResponseTemplate::new(200).set_body_raw("<html></html>", "text/html");
+    let (invalid, _) = fetch(provider, html, quick(1)).await;
+    assert_eq!(
+        invalid.unwrap_err().advice(),
+        "check the base URL; if it is right, report this to the provider"
+    );
+    let (_, config) = build(
+        provider,
+        "ftp://127.0.0.1/",
+        Credentials::new(CLIENT_ID, CANARY_SECRET),
+        HttpOptions::default(),
+    );
+    assert_eq!(
+        config.err().unwrap().advice(),
+        "fix the configuration and run again"
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_code_that_only_repeats_the_status_is_not_shown() {
+    let (body, _, _) = refusal(Provider::Singapay);
+    let template = ResponseTemplate::new(401).set_body_json(body);
+    let (result, _) = fetch(Provider::Singapay, template, quick(1)).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "singapay rejected the token request with HTTP 401: Invalid credentials"
+    );
+
+    let coded = json!({"status": 401, "success": false,
+                       "error": {"code": 4011, "message": "Invalid credentials"}});
+    let template = ResponseTemplate::new(401).set_body_json(coded);
+    let (result, _) = fetch(Provider::Singapay, template, quick(1)).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "singapay rejected the token request with HTTP 401: 4011: Invalid credentials"
+    );
+
+    let (body, _, _) = refusal(Provider::PyngBilling);
+    let template = ResponseTemplate::new(401).set_body_json(body);
+    let (result, _) = fetch(Provider::PyngBilling, template, quick(1)).await;
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "pyng-billing rejected the token request with HTTP 401: invalid_client: Client \
+         authentication failed"
+    );
 }
 
 #[tokio::test]
@@ -506,6 +691,8 @@ fn invalid_configuration_is_refused_when_built() {
             "scheme `ftp`",
         ),
         (Provider::Autopay, "not a url", ok_id(), "is not a URL"),
+        // Not a URL, so not shown: it may be a secret pasted in its place.
+        (Provider::Singapay, CANARY_SECRET, ok_id(), "is not a URL"),
         (
             Provider::PyngBilling,
             "http://pyng.invalid",
@@ -557,6 +744,36 @@ fn invalid_configuration_is_refused_when_built() {
         assert_no_canary(&format!("{err:?} {err}"));
         assert!(matches!(err, TokenError::Config { .. }), "{err:?}");
         assert!(err.to_string().contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn a_refused_base_url_is_shown_without_userinfo_query_or_fragment() {
+    let credentials = || Credentials::new(CLIENT_ID, CANARY_SECRET);
+    for (url, expected) in [
+        (
+            "https://pyng.invalid/api?key=k#frag",
+            "invalid pyng-checkout configuration: base URL `https://pyng.invalid/api` must not \
+             have a query or fragment",
+        ),
+        (
+            "http://me:pw@pyng.invalid/api?key=k",
+            "invalid pyng-checkout configuration: base URL `http://pyng.invalid/api` must not \
+             carry a username or password",
+        ),
+        (
+            "https://me:pw@pyng .invalid/?key=k",
+            "invalid pyng-checkout configuration: base URL is not a URL (invalid international \
+             domain name); expected https://host[:port][/path]",
+        ),
+    ] {
+        let (_, built) = build(
+            Provider::PyngCheckout,
+            url,
+            credentials(),
+            HttpOptions::default(),
+        );
+        assert_eq!(built.err().unwrap().to_string(), expected, "{url}");
     }
 }
 

@@ -4,11 +4,12 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{CANARY_SECRET, assert_result_leaks_nothing, quick};
+use common::{CANARY_SECRET, assert_no_canary, assert_result_leaks_nothing, quick};
 use paytokens::TokenSource as _;
-use paytokens::sandbox::{Fault, Sandbox, SandboxClient};
+use paytokens::sandbox::{Fault, RequestRecord, Sandbox, SandboxClient};
 use paytokens::{Credentials, ExposeSecret, HttpOptions, Provider, TokenCache, TokenError};
 
 /// A source for `provider` against the sandbox with `credentials`.
@@ -142,10 +143,11 @@ async fn injected_faults_produce_each_error_class() {
             (Fault::DropConnection, |e| {
                 matches!(e, TokenError::Transient { .. })
             }),
-            (
-                Fault::Latency(Duration::from_secs(3)),
-                |e| matches!(e, TokenError::Transient { reason, .. } if reason == "timed out"),
-            ),
+            (Fault::Latency(Duration::from_secs(3)), |e| {
+                matches!(e, TokenError::Transient { reason, .. }
+                    if reason.starts_with("request to http://127.0.0.1:")
+                        && reason.ends_with(" timed out after 500 ms"))
+            }),
         ];
         for (fault, expected) in cases {
             sandbox.inject(provider, fault.clone(), 1);
@@ -186,4 +188,79 @@ async fn a_second_round_through_the_cache_mints_nothing() {
         cache.token().await.unwrap();
     }
     assert_eq!(sandbox.mints(Provider::Autopay), 1);
+}
+
+/// Collects what the sandbox reports through [`Sandbox::on_request`].
+fn record_requests(sandbox: &Sandbox) -> Arc<Mutex<Vec<RequestRecord>>> {
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&records);
+    sandbox.on_request(move |record| sink.lock().unwrap().push(record.clone()));
+    records
+}
+
+#[tokio::test]
+async fn the_request_log_has_one_line_per_answer_and_never_a_secret_or_token() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let records = record_requests(&sandbox);
+
+    let token = demo_source(&sandbox, Provider::PyngBilling)
+        .fetch()
+        .await
+        .unwrap();
+    let autopay_id = sandbox.client(Provider::Autopay).client_id;
+    let wrong_secret = Credentials::new(autopay_id, CANARY_SECRET);
+    let unknown_id = Credentials::new("nobody", CANARY_SECRET);
+    for (provider, credentials) in [
+        (Provider::Autopay, wrong_secret),
+        (Provider::PyngCheckout, unknown_id),
+    ] {
+        let result = source(&sandbox, provider, credentials, quick(1))
+            .fetch()
+            .await;
+        assert!(
+            matches!(result, Err(TokenError::Rejected { .. })),
+            "{result:?}"
+        );
+    }
+    sandbox.inject(Provider::Singapay, Fault::Status(503), 1);
+    let faulted = demo_source(&sandbox, Provider::Singapay).fetch().await;
+    assert!(faulted.is_err());
+
+    let records = records.lock().unwrap().clone();
+    let lines: Vec<String> = records.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "pyng-billing POST /pyng-billing/billing/oauth2/token -> 200 minted",
+            "autopay POST /autopay/oauth/token -> 401 refused: wrong client secret",
+            "pyng-checkout POST /pyng-checkout/checkout/oauth2/token -> 401 refused: unknown \
+             client id",
+            "singapay POST /singapay/api/v1.0/access-token/b2b -> 503 injected fault",
+        ]
+    );
+    for record in &records {
+        for text in [format!("{record:?}"), record.to_string()] {
+            assert_no_canary(&text);
+            assert!(!text.contains(token.secret().expose_secret()), "{text}");
+            let demo = SandboxClient::demo(record.provider);
+            assert!(!text.contains(demo.client_secret.expose_secret()), "{text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_request_callback_replaces_the_previous_one() {
+    let sandbox = Sandbox::start().await.unwrap();
+    let first = record_requests(&sandbox);
+    demo_source(&sandbox, Provider::Autopay)
+        .fetch()
+        .await
+        .unwrap();
+    let second = record_requests(&sandbox);
+    demo_source(&sandbox, Provider::Autopay)
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(first.lock().unwrap().len(), 1);
+    assert_eq!(second.lock().unwrap().len(), 1);
 }
