@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use paytokens::autopay::{Autopay, AutopayConfig};
 use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
 use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
@@ -23,6 +25,15 @@ Exit codes:
   3  rejected by the provider (bad credentials, scope or partner id)
   4  provider unavailable or unreachable (transient: try again later)
   5  the provider's response was unusable";
+
+/// Said instead of a value the user typed that the CLI did not recognise: it
+/// may be a secret pasted in the wrong place.
+const NOT_SHOWN: &str = "not shown: it may be a secret";
+
+/// Where the client secret comes from, for anyone who tried to pass it as an
+/// argument.
+const SECRET_TIP: &str = "the client secret is read from PAYTOKENS_CLIENT_SECRET, or from \
+    standard input with --client-secret-stdin; never from the command line";
 
 const USAGE: u8 = 2;
 const REJECTED: u8 = 3;
@@ -42,12 +53,16 @@ enum Command {
     ///
     /// The client secret is read from PAYTOKENS_CLIENT_SECRET, or from
     /// standard input with --client-secret-stdin; never from a flag.
-    #[command(after_help = EXIT_CODES)]
+    #[command(
+        after_help = EXIT_CODES,
+        override_usage = "paytokens token <PROVIDER> --client-id <ID> [OPTIONS]"
+    )]
     Token(TokenArgs),
-    /// Run the sandbox of all four providers on 127.0.0.1 until Ctrl-C.
+    /// Run the sandbox of all four providers on 127.0.0.1 until Ctrl-C; print
+    /// its URLs and demo credentials, then one line per token request.
     Sandbox {
         /// Port to listen on (0: any free port).
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, value_parser = parse_port)]
         port: u16,
     },
     /// Fetch a token from each provider through the real stack, against an
@@ -57,19 +72,20 @@ enum Command {
 
 #[derive(Args)]
 struct TokenArgs {
-    /// pyng-billing, pyng-checkout, autopay or singapay.
+    /// The provider to ask.
+    #[arg(value_parser = provider_parser())]
     provider: Provider,
     /// The provider's base URL (Autopay defaults to its documented host).
     #[arg(long, env = "PAYTOKENS_BASE_URL")]
     base_url: Option<String>,
     /// The client id.
-    #[arg(long, env = "PAYTOKENS_CLIENT_ID")]
+    #[arg(long, env = "PAYTOKENS_CLIENT_ID", value_name = "ID")]
     client_id: String,
     /// Singapay's partner id (X-PARTNER-ID).
     #[arg(long, env = "PAYTOKENS_PARTNER_ID")]
     partner_id: Option<String>,
-    /// A scope to request (Pyng); repeat for several.
-    #[arg(long = "scope", value_name = "SCOPE")]
+    // The help lists pyng-billing's scopes from the spec.
+    #[arg(long = "scope", value_name = "SCOPE", help = scope_help())]
     scopes: Vec<String>,
     /// Print {"provider","token_type","access_token","expires_in","scope"} as JSON.
     #[arg(long)]
@@ -106,24 +122,16 @@ impl Failure {
 
 impl From<TokenError> for Failure {
     fn from(err: TokenError) -> Self {
-        let (code, advice) = match &err {
-            TokenError::Config { .. } => (USAGE, "fix the configuration and run again"),
-            TokenError::Rejected { .. } => (
-                REJECTED,
-                "check the client id, secret, scopes and partner id",
-            ),
-            TokenError::Transient { .. } | TokenError::MintBudgetExhausted { .. } => {
-                (TRANSIENT, "try again later")
-            }
-            TokenError::InvalidResponse { .. } => (
-                INVALID_RESPONSE,
-                "check the base URL; if it is right, report this to the provider",
-            ),
-            _ => (TRANSIENT, "try again later"),
+        let code = match &err {
+            TokenError::Config { .. } => USAGE,
+            TokenError::Rejected { .. } => REJECTED,
+            TokenError::InvalidResponse { .. } => INVALID_RESPONSE,
+            // Transient, MintBudgetExhausted, and any kind added later.
+            _ => TRANSIENT,
         };
         Self {
             code,
-            message: format!("{err}; {advice}"),
+            message: format!("{err}; {}", err.advice()),
         }
     }
 }
@@ -160,22 +168,182 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's own message, except that a stray positional argument is not echoed:
-/// it may be a secret pasted in the wrong place.
+/// Prints a clap error naming only what the CLI defines (arguments, flags,
+/// accepted values), never what the user typed and clap did not recognise: a
+/// mistaken value, flag or positional may be a secret pasted in the wrong
+/// place. `--help` and `--version` keep clap's output.
 fn usage_error(err: clap::Error) -> ExitCode {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let stray = err.kind() == ErrorKind::UnknownArgument
-        && matches!(err.get(ContextKind::InvalidArg),
-            Some(ContextValue::String(arg)) if !arg.starts_with('-'));
-    if stray {
-        eprintln!(
-            "error: unexpected argument (not shown: it may be a secret); the client secret is \
-             read from PAYTOKENS_CLIENT_SECRET or --client-secret-stdin, never from the command \
-             line. See --help."
-        );
-        return ExitCode::from(USAGE);
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        err.exit()
     }
-    err.exit()
+    let mut root = Cli::command();
+    root.build();
+    let mut command = std::env::args_os()
+        .nth(1)
+        .and_then(|name| root.find_subcommand(name).cloned())
+        .unwrap_or(root);
+    eprintln!(
+        "error: {}\n\n{}\n\nFor more information, try '--help'.",
+        clap_message(&err, &command),
+        command.render_usage()
+    );
+    ExitCode::from(USAGE)
+}
+
+/// The message for a clap error in `command` (the root or a subcommand).
+fn clap_message(err: &clap::Error, command: &clap::Command) -> String {
+    let cmd = format!("`{}`", command.get_bin_name().unwrap_or("paytokens"));
+    let invalid = context(err, ContextKind::InvalidArg);
+    let arg = invalid.first().copied().unwrap_or_default();
+    let flag = name(arg);
+    let stray = err.kind() == ErrorKind::UnknownArgument && !arg.starts_with('-');
+    // A flag named for the secret or like --client-secret-stdin, or a stray
+    // value given to `token`, may carry the client secret; otherwise clap's
+    // suggestion (a name it knows) helps.
+    let secret_flag = arg.starts_with('-')
+        && (flag.to_ascii_lowercase().contains("secret")
+            || context(err, ContextKind::SuggestedArg) == ["--client-secret-stdin"]);
+    let hint = if secret_flag || (stray && command.get_name() == "token") {
+        format!("; {SECRET_TIP}")
+    } else {
+        [
+            ContextKind::SuggestedArg,
+            ContextKind::SuggestedSubcommand,
+            ContextKind::SuggestedValue,
+        ]
+        .into_iter()
+        .find_map(|kind| {
+            context(err, kind)
+                .first()
+                .map(|known| name(known).to_owned())
+        })
+        .map(|known| format!("; did you mean {known}?"))
+        .unwrap_or_default()
+    };
+    let message = match err.kind() {
+        ErrorKind::UnknownArgument if stray => {
+            format!("unexpected argument to {cmd} ({NOT_SHOWN})")
+        }
+        ErrorKind::UnknownArgument if secret_flag => {
+            format!("unexpected argument: {cmd} has no option for the client secret ({NOT_SHOWN})")
+        }
+        ErrorKind::UnknownArgument => {
+            format!("unexpected argument: {cmd} has no such option ({NOT_SHOWN})")
+        }
+        ErrorKind::TooManyValues => {
+            format!("unexpected value for {flag} ({NOT_SHOWN}): {flag} takes no value")
+        }
+        ErrorKind::InvalidValue => {
+            let (noun, subject) = subject(arg, command);
+            let valid = context(err, ContextKind::ValidValue).join(", ");
+            format!("unknown {noun}: {subject} is not one of {valid} ({NOT_SHOWN})")
+        }
+        ErrorKind::ValueValidation => {
+            let (noun, subject) = subject(arg, command);
+            let expected = std::error::Error::source(err)
+                .and_then(|e| e.downcast_ref::<Expected>())
+                .map_or("valid".to_owned(), ToString::to_string);
+            format!("invalid {noun}: {subject} is not {expected} ({NOT_SHOWN})")
+        }
+        ErrorKind::InvalidSubcommand => {
+            let valid: Vec<&str> = command.get_subcommands().map(|c| c.get_name()).collect();
+            format!(
+                "unknown command: the command (first argument of {cmd}) is not one of {} \
+                 ({NOT_SHOWN})",
+                valid.join(", ")
+            )
+        }
+        ErrorKind::ArgumentConflict => {
+            let prior: Vec<&str> = context(err, ContextKind::PriorArg)
+                .into_iter()
+                .map(name)
+                .collect();
+            if prior == [flag] {
+                format!("{flag} can be given only once")
+            } else {
+                format!("{flag} cannot be used with {}", prior.join(", "))
+            }
+        }
+        ErrorKind::MissingRequiredArgument => {
+            format!("missing required arguments: {}", invalid.join(", "))
+        }
+        _ => format!("invalid arguments to {cmd} ({NOT_SHOWN}); see {cmd} --help"),
+    };
+    format!("{message}{hint}")
+}
+
+/// The strings clap attached to `err` as `kind`.
+fn context(err: &clap::Error, kind: ContextKind) -> Vec<&str> {
+    match err.get(kind) {
+        Some(ContextValue::String(value)) => vec![value],
+        Some(ContextValue::Strings(values)) => values.iter().map(String::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// An argument's name alone: `--port` of `--port <PORT>` or `--port=80`.
+fn name(arg: &str) -> &str {
+    arg.split(['=', ' ']).next().unwrap_or_default()
+}
+
+/// What a defined argument is called and how to find it, in words: "provider"
+/// and "the provider (first argument of \`paytokens token\`)" for `<PROVIDER>`;
+/// "value" and "the value of --port" for `--port <PORT>`.
+fn subject(arg: &str, command: &clap::Command) -> (String, String) {
+    let Some(position) = command.get_positionals().position(|a| a.to_string() == arg) else {
+        return ("value".into(), format!("the value of {}", name(arg)));
+    };
+    let noun = arg.trim_matches(['<', '>', '.']).to_lowercase();
+    let ordinal = ["first", "second", "third"]
+        .get(position)
+        .unwrap_or(&"a later");
+    let cmd = command.get_bin_name().unwrap_or("paytokens");
+    let subject = format!("the {noun} ({ordinal} argument of `{cmd}`)");
+    (noun, subject)
+}
+
+/// What an argument accepts: the one value-parser error the CLI shows, as it
+/// holds nothing the user typed.
+#[derive(Debug)]
+struct Expected(&'static str);
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Expected {}
+
+/// `--port`'s parser.
+fn parse_port(value: &str) -> Result<u16, Expected> {
+    value
+        .parse()
+        .map_err(|_| Expected("a port number from 0 to 65535"))
+}
+
+/// The provider's parser: clap lists the ids in `--help` and in its error.
+fn provider_parser() -> impl TypedValueParser<Value = Provider> {
+    PossibleValuesParser::new(Provider::ALL.map(Provider::id)).try_map(|id| id.parse::<Provider>())
+}
+
+/// pyng-billing's scopes, as the spec names them.
+fn billing_scopes() -> String {
+    Scope::ALL.map(Scope::as_str).join(", ")
+}
+
+/// `--scope`'s help.
+fn scope_help() -> String {
+    format!(
+        "A scope to request; repeat for several. pyng-billing and pyng-checkout require at \
+         least one (autopay and singapay take none); pyng-billing accepts only {}",
+        billing_scopes()
+    )
 }
 
 fn secret(from_stdin: bool) -> Result<SecretString, Failure> {
@@ -212,7 +380,12 @@ async fn token(args: TokenArgs) -> Result<(), Failure> {
                 .iter()
                 .map(|s| s.parse::<Scope>())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| Failure::usage(e.to_string()))?;
+                .map_err(|_| {
+                    Failure::usage(format!(
+                        "unknown scope: a --scope for pyng-billing is not one of {} ({NOT_SHOWN})",
+                        billing_scopes()
+                    ))
+                })?;
             let config = PyngBillingConfig::new(required_base_url()?, credentials, scopes);
             PyngBilling::new(config)?.fetch().await?
         }
@@ -259,6 +432,13 @@ async fn sandbox(port: u16) -> Result<(), Failure> {
     let sandbox = Sandbox::start_on(port)
         .await
         .map_err(|e| Failure::usage(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    // Held until the banner is out, so request lines only follow it.
+    let banner = std::io::stdout().lock();
+    sandbox.on_request(|record| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{record}");
+        let _ = stdout.flush();
+    });
     println!(
         "paytokens sandbox on http://{} (Ctrl-C to stop)\n",
         sandbox.addr()
@@ -278,6 +458,7 @@ async fn sandbox(port: u16) -> Result<(), Failure> {
         println!();
     }
     let _ = std::io::stdout().flush();
+    drop(banner);
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| Failure::usage(format!("cannot wait for Ctrl-C: {e}")))?;

@@ -332,3 +332,277 @@ async fn demo_fetches_from_all_four_and_the_second_round_mints_nothing() {
     );
     assert!(!stdout.contains("sbx_"), "the demo shows no token");
 }
+
+/// What a user typed in the wrong place: it may be a secret, so no output may
+/// repeat it (`assert_no_canary` looks for `CANARY`).
+const TYPED: &str = "S3CRET-CANARY-71c4e0";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_never_echo_what_was_mistyped() {
+    let words = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let token =
+        |extra: &[&str]| words(&[&["token", "autopay", "--client-id", "x"], extra].concat());
+    let scopes = paytokens::pyng_billing::Scope::ALL
+        .map(|s| s.as_str())
+        .join(", ");
+    let unknown_scope = format!("a --scope for pyng-billing is not one of {scopes}");
+    let no_such_option = "`paytokens token` has no such option";
+    let port = "the value of --port is not a port number from 0 to 65535";
+    // Each invocation, and what stderr must say about which argument was wrong.
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            token(&[&format!("--client-secret-stdin={TYPED}")]),
+            "unexpected value for --client-secret-stdin",
+        ),
+        (
+            token(&[&format!("--json={TYPED}")]),
+            "unexpected value for --json",
+        ),
+        (
+            token(&["--client-secret", TYPED]),
+            "no option for the client secret",
+        ),
+        (
+            token(&[&format!("--client-secret={TYPED}")]),
+            "no option for the client secret",
+        ),
+        (
+            words(&["token", TYPED, "--client-id", "x"]),
+            "the provider (first argument of `paytokens token`) is not one of \
+             pyng-billing, pyng-checkout, autopay, singapay",
+        ),
+        (token(&[TYPED]), "unexpected argument to `paytokens token`"),
+        (
+            words(&[
+                "token",
+                "pyng-billing",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--client-id",
+                "x",
+                "--scope",
+                "billing:batches:read",
+                "--scope",
+                TYPED,
+            ]),
+            &unknown_scope,
+        ),
+        (
+            words(&[TYPED]),
+            "the command (first argument of `paytokens`) is not one of token, sandbox, demo",
+        ),
+        (
+            words(&["help", TYPED]),
+            "the command (first argument of `paytokens help`)",
+        ),
+        (token(&[&format!("--{TYPED}")]), no_such_option),
+        (token(&[&format!("--unknown={TYPED}")]), no_such_option),
+        (token(&[&format!("-{TYPED}")]), no_such_option),
+        (
+            words(&[&format!("--{TYPED}")]),
+            "`paytokens` has no such option",
+        ),
+        (words(&["sandbox", "--port", TYPED]), port),
+        (words(&["sandbox", &format!("--port={TYPED}")]), port),
+        (
+            words(&["demo", TYPED]),
+            "unexpected argument to `paytokens demo`",
+        ),
+        // A value-taking flag given twice.
+        (
+            token(&["--client-id", TYPED]),
+            "--client-id can be given only once",
+        ),
+        (
+            token(&["--partner-id", "p", "--partner-id", TYPED]),
+            "--partner-id can be given only once",
+        ),
+        // Values the library refuses when the source is built.
+        (token(&["--base-url", TYPED]), "base URL is not a URL"),
+        (
+            words(&[
+                "token",
+                "pyng-checkout",
+                "--base-url",
+                "http://127.0.0.1:9",
+                "--client-id",
+                "x",
+                "--scope",
+                &format!("{TYPED} pasted"),
+            ]),
+            "scope 1 of 1 is not a valid scope token",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_no_canary(&stdout);
+        assert_no_canary(&stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_show_a_readable_usage_line() {
+    for args in [
+        vec!["token", "autopay"],
+        vec!["token", "nopay", "--client-id", "x"],
+        vec!["token", "autopay", "--client-id", "x", "--nope"],
+    ] {
+        let out = run(&args, &[], None).await;
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("\nUsage: paytokens token <PROVIDER> --client-id <ID> [OPTIONS]\n"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_flag_is_told_about_the_env_var_and_stdin() {
+    for flag in [
+        "--client-secret",
+        "--secret",
+        "--client-secert",
+        "--client-secret-stdin=x",
+    ] {
+        let out = run(&["token", "autopay", "--client-id", "x", flag], &[], None).await;
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("PAYTOKENS_CLIENT_SECRET")
+                && stderr.contains("--client-secret-stdin")
+                && stderr.contains("never from the command line"),
+            "{flag}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_and_version_keep_clap_output_and_exit_0() {
+    for (args, expected) in [
+        (vec!["--help"], "Usage: paytokens <COMMAND>"),
+        (
+            vec!["token", "--help"],
+            "Usage: paytokens token <PROVIDER> --client-id <ID> [OPTIONS]",
+        ),
+        (
+            vec!["help", "sandbox"],
+            "Usage: paytokens sandbox [OPTIONS]",
+        ),
+        (vec!["--version"], "paytokens 0.1.0"),
+    ] {
+        let out = run(&args, &[], None).await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(text(&out.stdout).contains(expected), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_help_says_the_pyng_providers_need_a_scope_and_lists_billings() {
+    let out = run(&["token", "--help"], &[], None).await;
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("pyng-billing and pyng-checkout require at least one"),
+        "{help}"
+    );
+    for scope in paytokens::pyng_billing::Scope::ALL {
+        assert!(help.contains(scope.as_str()), "{scope:?}: {help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_base_url_exits_4_and_says_to_check_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let args = ["token", "autopay", "--base-url", &base, "--client-id", "x"];
+    let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("connection refused")
+            && stderr.contains("check the base URL (host and port)"),
+        "{stderr}"
+    );
+    assert_no_canary(&stderr);
+}
+
+/// Kills the child process when the test ends, passing or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_prints_one_line_per_request_without_secrets() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_paytokens"))
+            .args(["sandbox", "--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = BufReader::new(child.0.stdout.take().unwrap());
+    // The banner lists each provider, then its base URL.
+    let (mut stdout, base) = tokio::task::spawn_blocking(move || {
+        let (mut line, mut autopay) = (String::new(), false);
+        loop {
+            line.clear();
+            assert_ne!(stdout.read_line(&mut line).unwrap(), 0, "sandbox exited");
+            autopay |= line.starts_with("autopay ");
+            if let Some(url) = line.trim().strip_prefix("base URL:").filter(|_| autopay) {
+                return (stdout, url.trim().to_owned());
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let demo = SandboxClient::demo(Provider::Autopay);
+    let secret = paytokens::ExposeSecret::expose_secret(&demo.client_secret).to_owned();
+    let args = [
+        "token",
+        "autopay",
+        "--base-url",
+        &base,
+        "--client-id",
+        &demo.client_id,
+    ];
+    let good = run(&args, &[("PAYTOKENS_CLIENT_SECRET", &secret)], None).await;
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    let refused = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused.stderr));
+    // Each line is written before its answer is sent: all are out by now.
+    drop(child);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let requests: Vec<&str> = rest.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(requests.len(), 2, "{rest}");
+    assert!(
+        requests[0].starts_with("autopay POST /autopay/oauth/token -> 200 minted"),
+        "{rest}"
+    );
+    assert!(
+        requests[1].starts_with("autopay POST /autopay/oauth/token -> 401 refused"),
+        "{rest}"
+    );
+    let token = text(&good.stdout).trim().to_owned();
+    for line in requests {
+        assert!(!line.contains(&secret) && !line.contains(&token), "{line}");
+    }
+    assert_no_canary(&rest);
+}
