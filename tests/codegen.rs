@@ -94,3 +94,53 @@ fn scope_enum_is_emitted_only_for_specs_with_scopes() {
     assert!(billing.files[1].contents.contains("pub enum Scope {"));
     assert!(!checkout.files[1].contents.contains("pub enum Scope"));
 }
+
+/// `specs/autopay.yaml` with every line containing `drop` removed (and the
+/// lines indented below it, for a mapping), generated.
+fn generate_autopay_without(drop: &str) -> Result<paytokens_codegen::GeneratedCrate, Error> {
+    let text = std::fs::read_to_string(root().join("specs/autopay.yaml")).unwrap();
+    let mut kept = Vec::new();
+    let mut dropped_indent = None;
+    for line in text.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(dropped) = dropped_indent {
+            if line.trim().is_empty() || indent > dropped {
+                continue;
+            }
+            dropped_indent = None;
+        }
+        if line.contains(drop) {
+            dropped_indent = Some(indent);
+            continue;
+        }
+        kept.push(line);
+    }
+    let edited = kept.join("\n");
+    assert_ne!(edited, text.trim_end(), "`{drop}` is not in the spec");
+    let spec = Spec::parse("specs/autopay.yaml", &edited)?;
+    generate(&spec, "autopay")
+}
+
+#[test]
+fn a_spec_without_the_provider_name_is_refused() {
+    let err = generate_autopay_without("x-paytokens-provider:").unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.starts_with("specs/autopay.yaml:"), "{message}");
+    assert!(
+        message.contains("`info` has no `x-paytokens-provider`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_spec_without_sandbox_clients_is_refused() {
+    let err = generate_autopay_without("x-paytokens-sandbox:").unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.starts_with("specs/autopay.yaml:"), "{message}");
+    assert!(
+        message.contains("`x-paytokens-sandbox` is missing"),
+        "{message}"
+    );
+}

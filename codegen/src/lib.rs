@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod check;
+mod endpoint;
 mod error;
 mod guard;
 mod password;
@@ -82,6 +83,11 @@ pub fn generate(spec: &Spec, provider: &str) -> Result<GeneratedCrate> {
     check::check(spec)?;
     let passwords = password::used_by(spec);
     let client = run_progenitor(spec, passwords)?;
+    let parsed: syn::File = syn::parse2(client.clone()).map_err(|err| Error::Unparsable {
+        file: spec.file().to_owned(),
+        message: err.to_string(),
+    })?;
+    let endpoint = endpoint::tokens(spec, provider, &parsed)?;
     let scopes = scopes::scope_enum(spec)?;
     let guard = guard::tokens();
     let password = if passwords {
@@ -108,6 +114,7 @@ pub fn generate(spec: &Spec, provider: &str) -> Result<GeneratedCrate> {
         #guard
         #password
         #scopes
+        #endpoint
     };
     let file: syn::File = syn::parse2(tokens).map_err(|err| Error::Unparsable {
         file: spec.file().to_owned(),

@@ -126,10 +126,11 @@ fn variant_name(scope: &str) -> String {
     name
 }
 
-type Scopes = Vec<(String, String)>;
+/// Scope names with their descriptions, in spec order.
+pub(crate) type Scopes = Vec<(String, String)>;
 
 /// The one security scheme with client-credentials scopes, if any.
-fn declared_scopes(spec: &Spec) -> Result<Option<(String, Scopes)>> {
+pub(crate) fn declared_scopes(spec: &Spec) -> Result<Option<(String, Scopes)>> {
     let mut found: Option<(String, Scopes)> = None;
     let Some(components) = &spec.document().components else {
         return Ok(None);

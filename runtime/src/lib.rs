@@ -7,14 +7,24 @@
 //!   when a body does not decode.
 //! - [`Password`]: the type of `format: password` fields, redacted in `Debug`
 //!   and `Display`.
+//! - [`ProviderSpec`] and [`TokenEndpoint`]: what codegen reads from a spec
+//!   about its token endpoint, and the trait every generated client
+//!   implements, so that one generic layer drives any of them; with
+//!   [`TokenResponse`] and [`ErrorResponse`] implemented for the RFC 6749
+//!   shapes.
 //!
 //! Generated crates wire [`exec`] in as their `ClientHooks::exec` and
 //! [`inspect_response`] as their async post-hook; nothing here is meant to be
 //! called by hand.
 #![deny(missing_docs)]
 
+mod endpoint;
 mod guard;
 mod password;
 
+pub use endpoint::{
+    Auth, ErrorResponse, Examples, Grant, HeaderParam, Lifetime, ProviderSpec, Refusal,
+    SandboxClientSpec, ScopeField, TokenEndpoint, TokenResponse,
+};
 pub use guard::{BodyTooLarge, ResponseGuard, exec, inspect_response};
 pub use password::Password;

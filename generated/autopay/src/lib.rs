@@ -325,3 +325,97 @@ impl ClientHooks<ResponseGuard> for Client {
     }
 }
 pub use ::paytokens_runtime::Password;
+/// What `cargo xtask regen` read from the spec about this token
+/// endpoint.
+pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::ProviderSpec {
+    id: "autopay",
+    name: "Autopay",
+    spec_file: "specs/autopay.yaml",
+    default_base_url: ::std::option::Option::Some("https://api-auth.autopay.io"),
+    method: "POST",
+    path: "/oauth/token",
+    content_type: "application/json",
+    auth: ::paytokens_runtime::Auth::Body {
+        client_id: "client_id",
+        client_secret: "client_secret",
+    },
+    headers: &[],
+    scope: ::std::option::Option::None,
+    constants: &[
+        ("audience", "https://api.autopay.io"),
+        ("grant_type", "client_credentials"),
+    ],
+    examples: ::paytokens_runtime::Examples {
+        request: ::std::option::Option::Some(
+            "{\"audience\":\"https://api.autopay.io\",\"client_id\":\"kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA\",\"client_secret\":\"7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg\",\"grant_type\":\"client_credentials\"}",
+        ),
+        success: ::std::option::Option::Some(
+            "{\"access_token\":\"exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ\",\"expires_in\":86400,\"scope\":\"customer_club\",\"token_type\":\"Bearer\"}",
+        ),
+        refusal: ::std::option::Option::Some(
+            "{\"error\":\"access_denied\",\"error_description\":\"Unauthorized\"}",
+        ),
+    },
+    sandbox_clients: &[
+        ::paytokens_runtime::SandboxClientSpec {
+            client_id: "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
+            client_secret: "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
+            headers: &[],
+            scopes: &["customer_club"],
+            lifetime: 86400u64,
+        },
+    ],
+};
+impl ::paytokens_runtime::TokenEndpoint for Client {
+    const SPEC: &'static ::paytokens_runtime::ProviderSpec = &SPEC;
+    type Request = types::TokenRequest;
+    type Success = types::TokenResponse;
+    type Refusal = types::OAuthError;
+    fn with_guard(
+        base_url: &str,
+        http: ::reqwest::Client,
+        guard: ResponseGuard,
+    ) -> Self {
+        Self::new_with_client(base_url, http, guard)
+    }
+    fn guard(&self) -> &ResponseGuard {
+        &self.inner
+    }
+    fn send<'a>(
+        &'a self,
+        request: &'a Self::Request,
+        headers: &'a [&'a str],
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<
+            ResponseValue<Self::Success>,
+            Error<Self::Refusal>,
+        >,
+    > + Send + 'a {
+        let _ = headers;
+        self.request_token(request)
+    }
+}
+/// The RFC 6749 success shape.
+impl ::paytokens_runtime::TokenResponse for types::TokenResponse {
+    fn into_grant(
+        self,
+    ) -> ::std::result::Result<::paytokens_runtime::Grant, ::std::string::String> {
+        let expires_in = ::std::convert::TryFrom::try_from(self.expires_in)
+            .map_err(|_| "expires_in is out of range".to_owned())?;
+        ::std::result::Result::Ok(::paytokens_runtime::Grant {
+            access_token: self.access_token,
+            token_type: self.token_type,
+            expires_in: ::paytokens_runtime::Lifetime::Seconds(expires_in),
+            scope: self.scope,
+        })
+    }
+}
+/// The RFC 6749 error shape.
+impl ::paytokens_runtime::ErrorResponse for types::OAuthError {
+    fn into_refusal(self) -> ::paytokens_runtime::Refusal {
+        ::paytokens_runtime::Refusal {
+            code: ::std::option::Option::Some(self.error),
+            message: self.error_description,
+        }
+    }
+}

@@ -263,3 +263,95 @@ impl ClientHooks<ResponseGuard> for Client {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
+/// What `cargo xtask regen` read from the spec about this token
+/// endpoint.
+pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::ProviderSpec {
+    id: "pyng-checkout",
+    name: "Pyng Checkout",
+    spec_file: "specs/pyng-checkout.yaml",
+    default_base_url: ::std::option::Option::None,
+    method: "POST",
+    path: "/checkout/oauth2/token",
+    content_type: "application/x-www-form-urlencoded",
+    auth: ::paytokens_runtime::Auth::Basic,
+    headers: &[],
+    scope: ::std::option::Option::Some(::paytokens_runtime::ScopeField {
+        property: "scope",
+        required: true,
+        declared: ::std::option::Option::None,
+    }),
+    constants: &[("grant_type", "client_credentials")],
+    examples: ::paytokens_runtime::Examples {
+        request: ::std::option::Option::Some(
+            "{\"grant_type\":\"client_credentials\",\"scope\":\"pyng_defined_scope\"}",
+        ),
+        success: ::std::option::Option::Some(
+            "{\"access_token\":\"access_token_example\",\"expires_in\":3600,\"scope\":\"pyng_granted_scope_1 pyng_granted_scope_2\",\"token_type\":\"Bearer\"}",
+        ),
+        refusal: ::std::option::Option::Some(
+            "{\"error\":\"invalid_client\",\"error_description\":\"Client authentication failed\"}",
+        ),
+    },
+    sandbox_clients: &[
+        ::paytokens_runtime::SandboxClientSpec {
+            client_id: "s6BhdRkqt3",
+            client_secret: "gX1fBat3bV",
+            headers: &[],
+            scopes: &["pyng_defined_scope"],
+            lifetime: 3600u64,
+        },
+    ],
+};
+impl ::paytokens_runtime::TokenEndpoint for Client {
+    const SPEC: &'static ::paytokens_runtime::ProviderSpec = &SPEC;
+    type Request = types::TokenRequest;
+    type Success = types::TokenResponse;
+    type Refusal = types::OAuthError;
+    fn with_guard(
+        base_url: &str,
+        http: ::reqwest::Client,
+        guard: ResponseGuard,
+    ) -> Self {
+        Self::new_with_client(base_url, http, guard)
+    }
+    fn guard(&self) -> &ResponseGuard {
+        &self.inner
+    }
+    fn send<'a>(
+        &'a self,
+        request: &'a Self::Request,
+        headers: &'a [&'a str],
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<
+            ResponseValue<Self::Success>,
+            Error<Self::Refusal>,
+        >,
+    > + Send + 'a {
+        let _ = headers;
+        self.request_token(request)
+    }
+}
+/// The RFC 6749 success shape.
+impl ::paytokens_runtime::TokenResponse for types::TokenResponse {
+    fn into_grant(
+        self,
+    ) -> ::std::result::Result<::paytokens_runtime::Grant, ::std::string::String> {
+        let expires_in = ::std::convert::TryFrom::try_from(self.expires_in)
+            .map_err(|_| "expires_in is out of range".to_owned())?;
+        ::std::result::Result::Ok(::paytokens_runtime::Grant {
+            access_token: self.access_token,
+            token_type: self.token_type,
+            expires_in: ::paytokens_runtime::Lifetime::Seconds(expires_in),
+            scope: ::std::option::Option::Some(self.scope),
+        })
+    }
+}
+/// The RFC 6749 error shape.
+impl ::paytokens_runtime::ErrorResponse for types::OAuthError {
+    fn into_refusal(self) -> ::paytokens_runtime::Refusal {
+        ::paytokens_runtime::Refusal {
+            code: ::std::option::Option::Some(self.error),
+            message: self.error_description,
+        }
+    }
+}

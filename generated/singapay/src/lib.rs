@@ -302,3 +302,72 @@ impl ClientHooks<ResponseGuard> for Client {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
+/// What `cargo xtask regen` read from the spec about this token
+/// endpoint.
+pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::ProviderSpec {
+    id: "singapay",
+    name: "Singapay",
+    spec_file: "specs/singapay.yaml",
+    default_base_url: ::std::option::Option::None,
+    method: "POST",
+    path: "/api/v1.0/access-token/b2b",
+    content_type: "application/json",
+    auth: ::paytokens_runtime::Auth::Basic,
+    headers: &[
+        ::paytokens_runtime::HeaderParam {
+            name: "X-PARTNER-ID",
+            description: "api_key (please check in merchant dashboard).",
+            required: true,
+            example: ::std::option::Option::Some("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9"),
+        },
+    ],
+    scope: ::std::option::Option::None,
+    constants: &[("grantType", "client_credentials")],
+    examples: ::paytokens_runtime::Examples {
+        request: ::std::option::Option::Some("{\"grantType\":\"client_credentials\"}"),
+        success: ::std::option::Option::Some(
+            "{\"data\":{\"access_token\":\"eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}\",\"expires_in\":\"3600\",\"token_type\":\"Bearer\"},\"status\":200,\"success\":true}",
+        ),
+        refusal: ::std::option::Option::Some(
+            "{\"error\":{\"code\":401,\"message\":\"Invalid credentials\"},\"status\":401,\"success\":false}",
+        ),
+    },
+    sandbox_clients: &[
+        ::paytokens_runtime::SandboxClientSpec {
+            client_id: "john@example.com",
+            client_secret: "abc123",
+            headers: &[("X-PARTNER-ID", "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9")],
+            scopes: &[],
+            lifetime: 3600u64,
+        },
+    ],
+};
+impl ::paytokens_runtime::TokenEndpoint for Client {
+    const SPEC: &'static ::paytokens_runtime::ProviderSpec = &SPEC;
+    type Request = types::TokenRequest;
+    type Success = types::TokenResponse;
+    type Refusal = types::ErrorResponse;
+    fn with_guard(
+        base_url: &str,
+        http: ::reqwest::Client,
+        guard: ResponseGuard,
+    ) -> Self {
+        Self::new_with_client(base_url, http, guard)
+    }
+    fn guard(&self) -> &ResponseGuard {
+        &self.inner
+    }
+    fn send<'a>(
+        &'a self,
+        request: &'a Self::Request,
+        headers: &'a [&'a str],
+    ) -> impl ::std::future::Future<
+        Output = ::std::result::Result<
+            ResponseValue<Self::Success>,
+            Error<Self::Refusal>,
+        >,
+    > + Send + 'a {
+        let _ = headers;
+        self.request_token(headers.get(0usize).copied().unwrap_or_default(), request)
+    }
+}
