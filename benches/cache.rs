@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
-use paytokens::autopay::{Autopay, AutopayConfig};
-use paytokens::{AccessToken, Credentials, TokenCache, TokenSource};
+use paytokens::autopay::Autopay;
+use paytokens::{AccessToken, Config, Credentials, Source, TokenCache, TokenSource};
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -58,9 +58,9 @@ fn bench(c: &mut Criterion) {
             })))
             .mount(&server)
             .await;
-        let mut config = AutopayConfig::new(Credentials::new("bench-client", "bench-secret"));
-        config.base_url = server.uri();
-        let cache = TokenCache::new(Autopay::new(config).unwrap());
+        let config =
+            Config::new(Credentials::new("bench-client", "bench-secret")).base_url(server.uri());
+        let cache = TokenCache::new(Source::<Autopay>::new(config).unwrap());
         cache.token().await.unwrap();
         (server, cache)
     });
@@ -68,9 +68,13 @@ fn bench(c: &mut Criterion) {
     let hit_async = || black_box(cache.token().now_or_never().unwrap().unwrap());
     let owned = runtime.block_on(async {
         // The same token, owned, for the mutex baseline.
-        let mut config = AutopayConfig::new(Credentials::new("bench-baseline", "bench-secret"));
-        config.base_url = server.uri();
-        Autopay::new(config).unwrap().fetch().await.unwrap()
+        let config =
+            Config::new(Credentials::new("bench-baseline", "bench-secret")).base_url(server.uri());
+        Source::<Autopay>::new(config)
+            .unwrap()
+            .fetch()
+            .await
+            .unwrap()
     });
     let mutex = MutexCache(Mutex::new(Some(Arc::new(owned))));
     let mutex_hit = || black_box(mutex.token().unwrap());

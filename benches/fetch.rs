@@ -10,8 +10,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use paytokens::autopay::{Autopay, AutopayConfig};
-use paytokens::{Credentials, TokenSource};
+use paytokens::autopay::Autopay;
+use paytokens::{Config, Credentials, Source, TokenSource};
 use serde::Deserialize;
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -66,9 +66,9 @@ fn bench(c: &mut Criterion) {
         })
     };
     let (server, baseline_server, generated_server) = (serve(), serve(), serve());
-    let mut config = AutopayConfig::new(Credentials::new("bench-client", "bench-secret"));
-    config.base_url = server.uri();
-    let adapter = Autopay::new(config).unwrap();
+    let config =
+        Config::new(Credentials::new("bench-client", "bench-secret")).base_url(server.uri());
+    let adapter = Source::<Autopay>::new(config).unwrap();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(10))

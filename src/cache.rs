@@ -129,11 +129,11 @@ impl CachePolicy {
 /// the cached token.
 ///
 /// ```no_run
-/// use paytokens::autopay::{Autopay, AutopayConfig};
-/// use paytokens::{Credentials, TokenCache};
+/// use paytokens::autopay::Autopay;
+/// use paytokens::{Config, Credentials, Source, TokenCache};
 ///
 /// # async fn run() -> Result<(), paytokens::TokenError> {
-/// let source = Autopay::new(AutopayConfig::new(Credentials::new("id", "secret")))?;
+/// let source = Source::<Autopay>::new(Config::new(Credentials::new("id", "secret")))?;
 /// let cache = TokenCache::new(source);
 /// // On every outgoing request, from any task:
 /// let token = cache.token().await?;
@@ -537,6 +537,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Adapter as _;
 
     #[test]
     fn margins_scale_with_lifetime_within_floor_and_cap() {
@@ -568,7 +569,7 @@ mod tests {
     fn backoff_doubles_up_to_the_cap() {
         let policy = CachePolicy::default();
         let transient = TokenError::Transient {
-            provider: Provider::Autopay,
+            provider: crate::autopay::Autopay::provider(),
             reason: "HTTP 503".into(),
             cause: crate::TransientCause::Status,
             status: Some(503),

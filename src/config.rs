@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use paytokens_runtime::{HeaderParam, ScopeField};
+
 use crate::{Provider, TokenError};
 
 /// A client id and secret issued by a provider.
@@ -27,6 +29,75 @@ impl Credentials {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
         }
+    }
+}
+
+/// How to reach one provider: what [`Source::new`](crate::Source::new) and
+/// [`Provider::source`](crate::Provider::source) check against the
+/// provider's spec and build a source from.
+///
+/// ```
+/// use paytokens::{Config, Credentials};
+/// use paytokens::pyng_billing::Scope;
+///
+/// let config = Config::new(Credentials::new("s6BhdRkqt3", "gX1fBat3bV"))
+///     .base_url("https://your-host.pyng.com.au")
+///     .scopes([Scope::BillingCustomersRead, Scope::BillingBatchesSubmit]);
+/// # let _ = config;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The token endpoint's base URL; `None` for the spec's default host
+    /// (Autopay's), which providers without one refuse.
+    pub base_url: Option<String>,
+    /// Client id and secret.
+    pub credentials: Credentials,
+    /// Scopes to request, for providers whose request carries them (refused
+    /// for the others); checked against the scopes the spec declares, when it
+    /// declares them.
+    pub scopes: Vec<String>,
+    /// Header parameters the spec declares, by name (case-insensitive),
+    /// e.g. Singapay's `X-PARTNER-ID`.
+    pub headers: Vec<(String, String)>,
+    /// Timeouts, limits and retries.
+    pub http: HttpOptions,
+}
+
+impl Config {
+    /// A configuration with these credentials, the spec's default host, no
+    /// scopes, no header parameters and default [`HttpOptions`].
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            base_url: None,
+            credentials,
+            scopes: Vec::new(),
+            headers: Vec::new(),
+            http: HttpOptions::default(),
+        }
+    }
+
+    /// Sets the base URL (the host the provider gave at onboarding).
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Sets the scopes: strings, or a provider's generated `Scope` values.
+    pub fn scopes<S: ToString>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Sets a header parameter the spec declares, e.g. `X-PARTNER-ID`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the HTTP options.
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = http;
+        self
     }
 }
 
@@ -183,8 +254,66 @@ impl Check {
         Ok(())
     }
 
+    /// The values of the spec's header parameters, in its order, from
+    /// `given` (names compared case-insensitively); a required one missing,
+    /// a value that cannot be sent, or a header the spec does not declare is
+    /// refused. An optional one not given is empty.
+    pub(crate) fn headers(
+        &self,
+        params: &[HeaderParam],
+        given: &[(String, String)],
+    ) -> Result<Vec<String>, TokenError> {
+        if let Some((name, _)) = given
+            .iter()
+            .find(|(name, _)| !params.iter().any(|p| p.name.eq_ignore_ascii_case(name)))
+        {
+            let declared: Vec<&str> = params.iter().map(|p| p.name).collect();
+            return Err(self.fail(format!(
+                "{} takes no `{}` header; it declares: {}",
+                self.0,
+                name.escape_debug(),
+                if declared.is_empty() {
+                    "none".to_owned()
+                } else {
+                    declared.join(", ")
+                }
+            )));
+        }
+        let mut values = Vec::with_capacity(params.len());
+        for param in params {
+            let given_twice = given
+                .iter()
+                .filter(|(name, _)| param.name.eq_ignore_ascii_case(name))
+                .count()
+                > 1;
+            if given_twice {
+                return Err(self.fail(format!("the {} header is given twice", param.name)));
+            }
+            let value = given
+                .iter()
+                .find(|(name, _)| param.name.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str());
+            match value {
+                None if param.required => {
+                    return Err(self.fail(format!(
+                        "{} needs the {} header: {}",
+                        self.0,
+                        param.name,
+                        param.description.trim_end_matches('.')
+                    )));
+                }
+                None => values.push(String::new()),
+                Some(value) => {
+                    self.header_value(param.name, value)?;
+                    values.push(value.to_owned());
+                }
+            }
+        }
+        Ok(values)
+    }
+
     /// A value sent as an HTTP header (Singapay's partner id).
-    pub(crate) fn header_value(&self, name: &str, value: &str) -> Result<(), TokenError> {
+    fn header_value(&self, name: &str, value: &str) -> Result<(), TokenError> {
         if value.is_empty() {
             return Err(self.fail(format!("{name} is empty")));
         }
@@ -196,19 +325,37 @@ impl Check {
         Ok(())
     }
 
-    /// Scope tokens as RFC 6749, section 3.3 defines them; at least one.
-    pub(crate) fn scopes<S: AsRef<str>>(&self, scopes: &[S]) -> Result<(), TokenError> {
-        if scopes.is_empty() {
+    /// The scopes to request, without duplicates, in the order given:
+    /// scope tokens as RFC 6749, section 3.3 defines them, at least one where
+    /// the spec requires the scope property, and only declared ones where the
+    /// spec declares them. A provider whose request has no scope property
+    /// takes none: asking it for scopes is refused rather than ignored.
+    pub(crate) fn scopes(
+        &self,
+        field: Option<&ScopeField>,
+        scopes: &[String],
+    ) -> Result<Vec<String>, TokenError> {
+        let Some(field) = field else {
+            if scopes.is_empty() {
+                return Ok(Vec::new());
+            }
+            return Err(self.fail(format!(
+                "{}'s token request carries no scopes (its spec has no `scope` property); \
+                 request none",
+                self.0
+            )));
+        };
+        if field.required && scopes.is_empty() {
             return Err(self.fail("request at least one scope"));
         }
+        let mut unique: Vec<String> = Vec::with_capacity(scopes.len());
         for (number, scope) in scopes.iter().enumerate() {
-            let scope = scope.as_ref();
             let valid = !scope.is_empty()
                 && scope
                     .bytes()
                     .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+            // Not shown: a value this malformed may be a pasted secret.
             if !valid {
-                // Not shown: a value this malformed may be a pasted secret.
                 return Err(self.fail(format!(
                     "scope {} of {} is not a valid scope token (RFC 6749, 3.3: printable \
                      ASCII, no spaces, quotes or backslashes)",
@@ -216,8 +363,21 @@ impl Check {
                     scopes.len()
                 )));
             }
+            if let Some(declared) = field.declared
+                && !declared.contains(&scope.as_str())
+            {
+                return Err(self.fail(format!(
+                    "scope {} of {} is not one of the spec's: {}",
+                    number + 1,
+                    scopes.len(),
+                    declared.join(", ")
+                )));
+            }
+            if !unique.contains(scope) {
+                unique.push(scope.clone());
+            }
         }
-        Ok(())
+        Ok(unique)
     }
 }
 
@@ -239,7 +399,8 @@ mod tests {
 
     #[test]
     fn base_url_errors_never_show_userinfo_or_query() {
-        let check = Check(Provider::Autopay);
+        use crate::Adapter as _;
+        let check = Check(crate::autopay::Autopay::provider());
         for raw in [
             "https://pay.example/?api_key=SECRET",
             "https://pay.example/#SECRET",

@@ -188,11 +188,12 @@ impl TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Adapter as _;
 
     #[test]
     fn an_exhausted_mint_budget_advises_the_wait_in_whole_seconds() {
         let err = |retry_after| TokenError::MintBudgetExhausted {
-            provider: Provider::Autopay,
+            provider: crate::autopay::Autopay::provider(),
             max_mints: 3,
             window: Duration::from_secs(60),
             retry_after,
@@ -220,7 +221,7 @@ mod tests {
             (Other, "try again later"),
         ] {
             let err = TokenError::Transient {
-                provider: Provider::Autopay,
+                provider: crate::autopay::Autopay::provider(),
                 reason: "reason".to_owned(),
                 cause,
                 status: None,

@@ -17,8 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use paytokens_runtime::{Auth, Grant, Lifetime, Refusal};
+
 use crate::config::{Check, Credentials, HttpOptions, RetryPolicy};
-use crate::{AccessToken, CacheKey, Provider, TokenError, TransientCause};
+use crate::{AccessToken, Provider, TokenError, TransientCause};
 
 /// The longest token lifetime accepted: anything above a year is a broken
 /// `expires_in`, not a policy.
@@ -37,43 +39,22 @@ pub(crate) struct Exchange {
     connect_timeout: Duration,
     request_timeout: Duration,
     max_body_bytes: u64,
-    client_id: String,
     /// Kept only to mask it should a provider echo it in an error message.
     secret: SecretString,
 }
 
-/// `expires_in` as the provider sent it.
-pub(crate) enum Lifetime<'a> {
-    /// A JSON integer.
-    Seconds(i64),
-    /// A JSON string (Singapay), parsed strictly as decimal digits.
-    Text(&'a str),
-}
-
-/// The parts of a decoded success response that make an [`AccessToken`].
-pub(crate) struct Grant<'a> {
-    pub access_token: String,
-    pub token_type: &'a str,
-    pub expires_in: Lifetime<'a>,
-    /// Space-separated granted scopes, when the provider reports them.
-    pub scope: Option<&'a str>,
-}
-
-/// What a provider's error body said: its code and message.
-pub(crate) type Refusal = (Option<String>, Option<String>);
-
 impl Exchange {
-    /// Checks the shared configuration and builds the HTTP client. With
-    /// `basic_auth`, every request carries `Authorization: Basic
+    /// Checks the shared configuration and builds the HTTP client. Where
+    /// the spec says HTTP Basic, every request carries `Authorization: Basic
     /// base64(id:secret)`, marked sensitive.
     pub(crate) fn new(
         provider: Provider,
         base_url: &str,
         credentials: &Credentials,
         options: &HttpOptions,
-        basic_auth: bool,
     ) -> Result<Self, TokenError> {
         let check = Check(provider);
+        let basic_auth = provider.spec().auth == Auth::Basic;
         let base_url = check.base_url(base_url)?;
         check.credentials(credentials, basic_auth)?;
         check.http(options)?;
@@ -107,33 +88,8 @@ impl Exchange {
             connect_timeout: options.connect_timeout,
             request_timeout: options.request_timeout,
             max_body_bytes: options.max_body_bytes,
-            client_id: credentials.client_id.clone(),
             secret: credentials.client_secret.clone(),
         })
-    }
-
-    pub(crate) fn provider(&self) -> Provider {
-        self.provider
-    }
-
-    /// The cache key of tokens from this endpoint with these request details.
-    pub(crate) fn cache_key(
-        &self,
-        scopes: &[&str],
-        audience: Option<String>,
-        partner_id: Option<String>,
-    ) -> CacheKey {
-        let mut scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        scopes.sort();
-        scopes.dedup();
-        CacheKey {
-            provider: self.provider,
-            base_url: self.base_url.clone(),
-            client_id: self.client_id.clone(),
-            scopes,
-            audience,
-            partner_id,
-        }
     }
 
     pub(crate) fn base_url(&self) -> &str {
@@ -186,13 +142,13 @@ impl Exchange {
 
     /// Checks a decoded success response and builds the token; `sent` is
     /// when the request left.
-    pub(crate) fn token(&self, sent: Instant, grant: Grant<'_>) -> Result<AccessToken, TokenError> {
+    pub(crate) fn token(&self, sent: Instant, grant: Grant) -> Result<AccessToken, TokenError> {
         let invalid = |problem: &str| self.invalid(200, problem);
         if grant.access_token.is_empty() {
             return Err(invalid("access_token is empty"));
         }
         if !grant.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(invalid(&token_type_problem(grant.token_type)));
+            return Err(invalid(&token_type_problem(&grant.token_type)));
         }
         let lifetime = lifetime(grant.expires_in).map_err(|p| invalid(&p))?;
         let scopes = grant
@@ -248,7 +204,7 @@ impl Exchange {
                 if status.is_client_error() {
                     // A refusal whose body is not the documented shape
                     // (an HTML page, say) is still a refusal.
-                    return self.rejected(status, (None, None));
+                    return self.rejected(status, Refusal::default());
                 }
                 self.invalid(status.as_u16(), &describe_payload::<T>(&bytes, &cause))
             }
@@ -295,7 +251,7 @@ impl Exchange {
         self.invalid(status.as_u16(), &problem)
     }
 
-    fn rejected(&self, status: StatusCode, (code, message): Refusal) -> TokenError {
+    fn rejected(&self, status: StatusCode, Refusal { code, message }: Refusal) -> TokenError {
         TokenError::Rejected {
             provider: self.provider,
             status: status.as_u16(),
@@ -390,7 +346,7 @@ impl Exchange {
 }
 
 /// Validates `expires_in`: whole seconds, from 1 to [`MAX_LIFETIME`].
-fn lifetime(raw: Lifetime<'_>) -> Result<Duration, String> {
+fn lifetime(raw: Lifetime) -> Result<Duration, String> {
     let seconds = match raw {
         Lifetime::Seconds(n) => n,
         Lifetime::Text(text) => {
@@ -504,7 +460,7 @@ fn describe_payload<T: DeserializeOwned>(bytes: &[u8], cause: &serde_json::Error
 /// serde's message without the values it quotes (`invalid type: string
 /// "…"` could be a token): field names after "missing field" and the like
 /// are kept, every other quoted or back-ticked run is dropped.
-fn without_values(message: &str) -> String {
+pub(crate) fn without_values(message: &str) -> String {
     let message = match message.find(" at line ") {
         Some(i) => &message[..i],
         None => message,
@@ -542,46 +498,11 @@ fn without_values(message: &str) -> String {
         .replace(" ,", ",")
 }
 
-/// One attempt against a generated client: builds the client with a fresh
-/// response guard, records when the request was sent, makes `$call`, then
-/// either runs `$success` on the decoded body (it returns the token) or maps
-/// the error, reading the provider's code and message with `$refusal`.
-macro_rules! attempt {
-    (
-        $exchange:expr, $krate:ident,
-        |$client:ident| $call:expr,
-        |$body:ident, $sent:ident| $success:expr,
-        |$error:ident| $refusal:expr $(,)?
-    ) => {{
-        let exchange: &$crate::exchange::Exchange = $exchange;
-        let $client = $krate::Client::new_with_client(
-            exchange.base_url(),
-            exchange.http(),
-            $krate::ResponseGuard::new(exchange.max_body_bytes()),
-        );
-        let $sent = ::tokio::time::Instant::now();
-        match $call.await {
-            Ok(response) => {
-                let $body = response.into_inner();
-                $success
-            }
-            Err(err) => {
-                let guard = ::progenitor_client::ClientInfo::inner(&$client);
-                Err(exchange.error::<$krate::types::TokenResponse, _>(
-                    err,
-                    guard.status(),
-                    guard.headers(),
-                    |$error| $refusal,
-                ))
-            }
-        }
-    }};
-}
-pub(crate) use attempt;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Adapter as _;
+    use crate::autopay::Autopay;
 
     #[test]
     fn serde_values_are_removed_from_messages() {
@@ -602,11 +523,14 @@ mod tests {
     #[test]
     fn lifetimes_must_be_whole_positive_seconds() {
         assert_eq!(
-            lifetime(Lifetime::Text("3600")),
+            lifetime(Lifetime::Text("3600".into())),
             Ok(Duration::from_secs(3600))
         );
         for bad in ["", "abc", "3600s", "-1", "1.5", " 3600", "99999999999999"] {
-            assert!(lifetime(Lifetime::Text(bad)).is_err(), "{bad:?} accepted");
+            assert!(
+                lifetime(Lifetime::Text(bad.into())).is_err(),
+                "{bad:?} accepted"
+            );
         }
         assert!(lifetime(Lifetime::Seconds(0)).is_err());
         assert!(lifetime(Lifetime::Seconds(-1)).is_err());
@@ -638,8 +562,7 @@ mod tests {
         };
         let base = "https://pay.example.test:8443/api";
         let credentials = Credentials::new("id", "secret");
-        let exchange =
-            Exchange::new(Provider::Autopay, base, &credentials, &options, false).unwrap();
+        let exchange = Exchange::new(Autopay::provider(), base, &credentials, &options).unwrap();
         let http = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(resolver)
@@ -655,7 +578,7 @@ mod tests {
             progenitor_client::Error::CommunicationError(err),
             None,
             None,
-            |()| (None, None),
+            |()| Refusal::default(),
         )
     }
 

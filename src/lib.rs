@@ -2,25 +2,23 @@
 //! whose token endpoints do not follow the standard.
 //!
 //! Every provider becomes the same [`AccessToken`] through the same
-//! [`TokenSource`] trait, and fails with the same typed [`TokenError`]:
+//! [`TokenSource`] trait, configured by the same [`Config`], and fails with
+//! the same typed [`TokenError`]. A provider is described by its spec
+//! (`specs/<id>.yaml`, from which `cargo xtask regen` generates a client
+//! crate under `generated/` with a [`ProviderSpec`]) plus one small
+//! [`Adapter`] in a module of its own (`paytokens::autopay::Autopay`, ...);
+//! [`Source`] does the rest for any of them, and [`Provider::all`] lists the
+//! registered ones.
 //!
-//! | provider | source | config |
-//! |---|---|---|
-//! | Pyng B2B Receivables | [`pyng_billing::PyngBilling`] | [`pyng_billing::PyngBillingConfig`] |
-//! | Pyng Checkout | [`pyng_checkout::PyngCheckout`] | [`pyng_checkout::PyngCheckoutConfig`] |
-//! | Autopay | [`autopay::Autopay`] | [`autopay::AutopayConfig`] |
-//! | Singapay | [`singapay::Singapay`] | [`singapay::SingapayConfig`] |
-//!
-//! Each adapter drives a client generated from `specs/<provider>.yaml` (the
-//! crates under `generated/`); secrets and tokens are [`secrecy`] types and
-//! never appear in `Debug`, `Display`, errors or logs.
+//! Secrets and tokens are [`secrecy`] types and never appear in `Debug`,
+//! `Display`, errors or logs.
 //!
 //! ```no_run
-//! use paytokens::autopay::{Autopay, AutopayConfig};
-//! use paytokens::{Credentials, TokenSource};
+//! use paytokens::autopay::Autopay;
+//! use paytokens::{Config, Credentials, Source, TokenSource};
 //!
 //! # async fn run() -> Result<(), paytokens::TokenError> {
-//! let source = Autopay::new(AutopayConfig::new(Credentials::new("id", "secret")))?;
+//! let source = Source::<Autopay>::new(Config::new(Credentials::new("id", "secret")))?;
 //! let token = source.fetch().await?;
 //! let header = token.authorization_header(); // `Bearer ...`, marked sensitive
 //! # let _ = header; Ok(()) }
@@ -30,8 +28,8 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | (none, the default) | the four sources, [`TokenCache`], the typed errors |
-//! | `sandbox` | [`sandbox`]: an offline sandbox of the four token endpoints (axum on 127.0.0.1), for your own tests |
+//! | (none, the default) | every provider's [`Source`], [`TokenCache`], the typed errors |
+//! | `sandbox` | [`sandbox`]: an offline sandbox of every provider's token endpoint (axum on 127.0.0.1), for your own tests |
 //! | `cli` | the `paytokens` command-line tool (includes `sandbox`) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -42,7 +40,7 @@ mod config;
 mod error;
 mod exchange;
 mod provider;
-mod providers;
+pub mod providers;
 #[cfg(feature = "sandbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
@@ -51,10 +49,18 @@ mod token;
 
 pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Credentials, HttpOptions, RetryPolicy};
+pub use config::{Config, Credentials, HttpOptions, RetryPolicy};
 pub use error::{TokenError, TransientCause};
+/// What codegen reads from a spec, and the traits an adapter implements for
+/// a provider whose answers do not have the RFC 6749 shapes.
+pub use paytokens_runtime::{
+    Auth, ErrorResponse, Grant, HeaderParam, Lifetime, ProviderSpec, Refusal, ScopeField,
+    TokenEndpoint, TokenResponse,
+};
 pub use provider::{Provider, UnknownProvider};
-pub use providers::{autopay, pyng_billing, pyng_checkout, singapay};
+/// Every provider's adapter module (`paytokens::autopay`, ...): a provider
+/// is registered in [`providers`] and nowhere else.
+pub use providers::*;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use source::{CacheKey, TokenSource};
+pub use source::{Adapter, AnySource, CacheKey, Source, TokenSource};
 pub use token::{AccessToken, TokenType};

@@ -1,5 +1,8 @@
-//! The `paytokens` command: fetch a token from any of the four providers, run
-//! the offline sandbox, or run a demo of the whole stack against it.
+//! The `paytokens` command: fetch a token from any registered provider, run
+//! the offline sandbox, or run a demo of the whole stack against it. Every
+//! provider-specific part (the provider ids, header flags such as
+//! `--partner-id`, which providers take scopes) comes from the providers'
+//! specs through the registry.
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
@@ -7,14 +10,10 @@ use std::time::{Duration, Instant};
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory, Parser, Subcommand};
-use paytokens::autopay::{Autopay, AutopayConfig};
-use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
-use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use paytokens::sandbox::Sandbox;
-use paytokens::singapay::{Singapay, SingapayConfig};
 use paytokens::{
-    AccessToken, Credentials, ExposeSecret, Provider, SecretString, TokenCache, TokenError,
+    Config, Credentials, ExposeSecret, HeaderParam, Provider, SecretString, TokenCache, TokenError,
     TokenSource,
 };
 
@@ -41,7 +40,7 @@ const TRANSIENT: u8 = 4;
 const INVALID_RESPONSE: u8 = 5;
 
 #[derive(Parser)]
-#[command(name = "paytokens", version, about = "OAuth2 client-credentials tokens from Pyng, Autopay and Singapay", after_help = EXIT_CODES)]
+#[command(name = "paytokens", version, about = "OAuth2 client-credentials tokens from payment providers whose token endpoints do not follow the standard", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,8 +57,8 @@ enum Command {
         override_usage = "paytokens token <PROVIDER> --client-id <ID> [OPTIONS]"
     )]
     Token(TokenArgs),
-    /// Run the sandbox of all four providers on 127.0.0.1 until Ctrl-C; print
-    /// its URLs and demo credentials, then one line per token request.
+    /// Run the sandbox of every provider on 127.0.0.1 until Ctrl-C; print its
+    /// URLs and demo credentials, then one line per token request.
     Sandbox {
         /// Port to listen on (0: any free port).
         #[arg(long, default_value_t = 0, value_parser = parse_port)]
@@ -75,16 +74,14 @@ struct TokenArgs {
     /// The provider to ask.
     #[arg(value_parser = provider_parser())]
     provider: Provider,
-    /// The provider's base URL (Autopay defaults to its documented host).
+    /// The provider's base URL (required unless its spec names a default host, as Autopay's does).
     #[arg(long, env = "PAYTOKENS_BASE_URL")]
     base_url: Option<String>,
     /// The client id.
     #[arg(long, env = "PAYTOKENS_CLIENT_ID", value_name = "ID")]
     client_id: String,
-    /// Singapay's partner id (X-PARTNER-ID).
-    #[arg(long, env = "PAYTOKENS_PARTNER_ID")]
-    partner_id: Option<String>,
-    // The help lists pyng-billing's scopes from the spec.
+    // Header parameter flags (`--partner-id`) are added from the specs by
+    // `command()`. The help lists which providers take scopes, from the specs.
     #[arg(long = "scope", value_name = "SCOPE", help = scope_help())]
     scopes: Vec<String>,
     /// Print {"provider","token_type","access_token","expires_in","scope"} as JSON.
@@ -137,8 +134,11 @@ impl From<TokenError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|matches| Ok((Cli::from_arg_matches(&matches)?, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => return usage_error(err),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -154,7 +154,13 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Token(args) => token(args).await,
+            Command::Token(args) => {
+                let headers = matches
+                    .subcommand_matches("token")
+                    .map(header_values)
+                    .unwrap_or_default();
+                token(args, headers).await
+            }
             Command::Sandbox { port } => sandbox(port).await,
             Command::Demo => demo().await,
         }
@@ -181,7 +187,7 @@ fn usage_error(err: clap::Error) -> ExitCode {
     ) {
         err.exit()
     }
-    let mut root = Cli::command();
+    let mut root = command();
     root.build();
     let mut command = std::env::args_os()
         .nth(1)
@@ -329,21 +335,106 @@ fn parse_port(value: &str) -> Result<u16, Expected> {
 
 /// The provider's parser: clap lists the ids in `--help` and in its error.
 fn provider_parser() -> impl TypedValueParser<Value = Provider> {
-    PossibleValuesParser::new(Provider::ALL.map(Provider::id)).try_map(|id| id.parse::<Provider>())
+    let ids: Vec<&'static str> = Provider::all().map(Provider::id).collect();
+    PossibleValuesParser::new(ids).try_map(|id| id.parse::<Provider>())
 }
 
-/// pyng-billing's scopes, as the spec names them.
-fn billing_scopes() -> String {
-    Scope::ALL.map(Scope::as_str).join(", ")
+/// The derived command: `token` gains one flag per header parameter the
+/// specs declare (`X-PARTNER-ID` becomes `--partner-id`, read from
+/// `PAYTOKENS_PARTNER_ID` too).
+fn command() -> clap::Command {
+    // mut_subcommands keeps the subcommands in their order (mut_subcommand
+    // would move `token` last, and errors list them in that order).
+    Cli::command().mut_subcommands(|mut token| {
+        if token.get_name() != "token" {
+            return token;
+        }
+        for (flag, params) in header_flags() {
+            let owners: Vec<&str> = params.iter().map(|(p, _)| p.name()).collect();
+            let (_, param) = params[0];
+            let help = format!(
+                "{}'s {} header: {}",
+                owners.join(" and "),
+                param.name,
+                param.description.trim_end_matches('.')
+            );
+            let env = format!("PAYTOKENS_{}", flag.to_uppercase().replace('-', "_"));
+            token = token.arg(
+                clap::Arg::new(flag.clone())
+                    .long(flag.clone())
+                    .env(env)
+                    .value_name(flag.to_uppercase().replace('-', "_"))
+                    .help(help),
+            );
+        }
+        token
+    })
 }
 
-/// `--scope`'s help.
+/// The header parameters of every provider, by flag name, in registry
+/// order.
+fn header_flags() -> Vec<(String, Vec<(Provider, &'static HeaderParam)>)> {
+    let mut flags: Vec<(String, Vec<(Provider, &'static HeaderParam)>)> = Vec::new();
+    for provider in Provider::all() {
+        for param in provider.spec().headers {
+            let flag = flag_name(param.name);
+            match flags.iter_mut().find(|(f, _)| *f == flag) {
+                Some((_, params)) => params.push((provider, param)),
+                None => flags.push((flag, vec![(provider, param)])),
+            }
+        }
+    }
+    flags
+}
+
+/// `X-PARTNER-ID` -> `partner-id`.
+fn flag_name(header: &str) -> String {
+    let lower = header.to_ascii_lowercase();
+    lower.strip_prefix("x-").unwrap_or(&lower).to_owned()
+}
+
+/// The header flags given, by flag name.
+fn header_values(matches: &ArgMatches) -> Vec<(String, String)> {
+    header_flags()
+        .into_iter()
+        .filter_map(|(flag, _)| {
+            let value = matches.get_one::<String>(&flag)?.clone();
+            Some((flag, value))
+        })
+        .collect()
+}
+
+/// The ids of the providers for which `has` holds, as `a, b and c`.
+fn ids_where(has: impl Fn(Provider) -> bool) -> String {
+    let ids: Vec<&str> = Provider::all()
+        .filter(|p| has(*p))
+        .map(Provider::id)
+        .collect();
+    match ids.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "none".to_owned(),
+    }
+}
+
+/// `--scope`'s help: which providers need scopes, take none, or accept only
+/// the ones their spec declares.
 fn scope_help() -> String {
-    format!(
-        "A scope to request; repeat for several. pyng-billing and pyng-checkout require at \
-         least one (autopay and singapay take none); pyng-billing accepts only {}",
-        billing_scopes()
-    )
+    let required = ids_where(|p| p.spec().scope.as_ref().is_some_and(|f| f.required));
+    let none = ids_where(|p| p.spec().scope.is_none());
+    let mut help = format!(
+        "A scope to request; repeat for several. {required} require at least one ({none} take \
+         none)"
+    );
+    for provider in Provider::all() {
+        if let Some(declared) = provider.spec().scope.as_ref().and_then(|f| f.declared) {
+            help.push_str(&format!(
+                "; {provider} accepts only {}",
+                declared.join(", ")
+            ));
+        }
+    }
+    help
 }
 
 fn secret(from_stdin: bool) -> Result<SecretString, Failure> {
@@ -363,54 +454,46 @@ fn secret(from_stdin: bool) -> Result<SecretString, Failure> {
     Ok(SecretString::from(secret))
 }
 
-async fn token(args: TokenArgs) -> Result<(), Failure> {
+async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Failure> {
+    let provider = args.provider;
+    let spec = provider.spec();
     let credentials = Credentials::new(args.client_id.clone(), secret(args.client_secret_stdin)?);
-    let required_base_url = || {
-        args.base_url.clone().ok_or_else(|| {
-            Failure::usage(format!(
-                "{} has no default host: pass --base-url or set PAYTOKENS_BASE_URL",
-                args.provider
-            ))
-        })
-    };
-    let token = match args.provider {
-        Provider::PyngBilling => {
-            let scopes = args
-                .scopes
-                .iter()
-                .map(|s| s.parse::<Scope>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| {
-                    Failure::usage(format!(
-                        "unknown scope: a --scope for pyng-billing is not one of {} ({NOT_SHOWN})",
-                        billing_scopes()
-                    ))
-                })?;
-            let config = PyngBillingConfig::new(required_base_url()?, credentials, scopes);
-            PyngBilling::new(config)?.fetch().await?
+    let mut config = Config::new(credentials);
+    match (&args.base_url, spec.default_base_url) {
+        (Some(base_url), _) => config.base_url = Some(base_url.clone()),
+        (None, Some(_)) => {}
+        (None, None) => {
+            return Err(Failure::usage(format!(
+                "{provider} has no default host: pass --base-url or set PAYTOKENS_BASE_URL"
+            )));
         }
-        Provider::PyngCheckout => {
-            let config =
-                PyngCheckoutConfig::new(required_base_url()?, credentials, args.scopes.clone());
-            PyngCheckout::new(config)?.fetch().await?
+    }
+    if let Some(field) = &spec.scope {
+        if let Some(declared) = field.declared
+            && !args.scopes.iter().all(|s| declared.contains(&s.as_str()))
+        {
+            return Err(Failure::usage(format!(
+                "unknown scope: a --scope for {provider} is not one of {} ({NOT_SHOWN})",
+                declared.join(", ")
+            )));
         }
-        Provider::Autopay => {
-            let mut config = AutopayConfig::new(credentials);
-            if let Some(base_url) = &args.base_url {
-                config.base_url.clone_from(base_url);
+        config.scopes.clone_from(&args.scopes);
+    }
+    for param in spec.headers {
+        let flag = flag_name(param.name);
+        match flags.iter().find(|(f, _)| *f == flag) {
+            Some((_, value)) => config.headers.push((param.name.to_owned(), value.clone())),
+            None if param.required => {
+                let env = format!("PAYTOKENS_{}", flag.to_uppercase().replace('-', "_"));
+                return Err(Failure::usage(format!(
+                    "{provider} needs a {}: pass --{flag} or set {env}",
+                    flag.replace('-', " ")
+                )));
             }
-            Autopay::new(config)?.fetch().await?
+            None => {}
         }
-        Provider::Singapay => {
-            let partner = args.partner_id.clone().ok_or_else(|| {
-                Failure::usage(
-                    "singapay needs a partner id: pass --partner-id or set PAYTOKENS_PARTNER_ID",
-                )
-            })?;
-            let config = SingapayConfig::new(required_base_url()?, credentials, partner);
-            Singapay::new(config)?.fetch().await?
-        }
-    };
+    }
+    let token = provider.source(config)?.fetch().await?;
     let output = if args.json {
         let json = TokenJson {
             provider: token.provider().id(),
@@ -443,17 +526,18 @@ async fn sandbox(port: u16) -> Result<(), Failure> {
         "paytokens sandbox on http://{} (Ctrl-C to stop)\n",
         sandbox.addr()
     );
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let client = sandbox.client(provider);
+        let line = |label: &str, value: &str| println!("  {:<15}{value}", format!("{label}:"));
         println!("{} ({})", provider.id(), provider.name());
-        println!("  base URL:      {}", sandbox.base_url(provider));
-        println!("  client id:     {}", client.client_id);
-        println!("  client secret: {}", client.client_secret.expose_secret());
-        if let Some(partner) = &client.partner_id {
-            println!("  partner id:    {partner}");
+        line("base URL", &sandbox.base_url(provider));
+        line("client id", &client.client_id);
+        line("client secret", client.client_secret.expose_secret());
+        for (name, value) in &client.headers {
+            line(&flag_name(name).replace('-', " "), value);
         }
         if !client.granted_scopes.is_empty() {
-            println!("  scopes:        {}", client.granted_scopes.join(" "));
+            line("scopes", &client.granted_scopes.join(" "));
         }
         println!();
     }
@@ -466,58 +550,17 @@ async fn sandbox(port: u16) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One provider's source against the sandbox, behind a cache.
-enum DemoCache {
-    PyngBilling(TokenCache<PyngBilling>),
-    PyngCheckout(TokenCache<PyngCheckout>),
-    Autopay(TokenCache<Autopay>),
-    Singapay(TokenCache<Singapay>),
-}
-
-impl DemoCache {
-    fn new(sandbox: &Sandbox, provider: Provider) -> Result<Self, TokenError> {
-        let base = sandbox.base_url(provider);
-        let client = sandbox.client(provider);
-        let credentials = sandbox.credentials(provider);
-        Ok(match provider {
-            Provider::PyngBilling => Self::PyngBilling(TokenCache::new(PyngBilling::new(
-                PyngBillingConfig::new(base, credentials, Scope::ALL),
-            )?)),
-            Provider::PyngCheckout => Self::PyngCheckout(TokenCache::new(PyngCheckout::new(
-                PyngCheckoutConfig::new(base, credentials, client.granted_scopes),
-            )?)),
-            Provider::Autopay => {
-                let mut config = AutopayConfig::new(credentials);
-                config.base_url = base;
-                Self::Autopay(TokenCache::new(Autopay::new(config)?))
-            }
-            Provider::Singapay => {
-                let partner = client.partner_id.unwrap_or_default();
-                Self::Singapay(TokenCache::new(Singapay::new(SingapayConfig::new(
-                    base,
-                    credentials,
-                    partner,
-                ))?))
-            }
-        })
-    }
-
-    /// A token through the cache, with what the demo shows of it.
-    async fn token(&self) -> Result<(String, u64, String), TokenError> {
-        let describe = |t: &AccessToken| {
-            (
-                t.token_type().to_string(),
-                t.lifetime().as_secs(),
-                t.scopes().join(" "),
-            )
-        };
-        Ok(match self {
-            Self::PyngBilling(c) => describe(&*c.token().await?),
-            Self::PyngCheckout(c) => describe(&*c.token().await?),
-            Self::Autopay(c) => describe(&*c.token().await?),
-            Self::Singapay(c) => describe(&*c.token().await?),
-        })
-    }
+/// A token through `cache`, with what the demo shows of it: type, lifetime
+/// and scopes.
+async fn describe(
+    cache: &TokenCache<paytokens::AnySource>,
+) -> Result<(String, u64, String), TokenError> {
+    let token = cache.token().await?;
+    Ok((
+        token.token_type().to_string(),
+        token.lifetime().as_secs(),
+        token.scopes().join(" "),
+    ))
 }
 
 async fn demo() -> Result<(), Failure> {
@@ -529,13 +572,13 @@ async fn demo() -> Result<(), Failure> {
     eprintln!("Sandbox listening on http://{}\n", sandbox.addr());
     let mut caches = Vec::new();
     let mut rows = Vec::new();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         if progress {
             eprint!("Fetching a token from {} ...\r", provider.id());
         }
-        let cache = DemoCache::new(&sandbox, provider)?;
+        let cache = TokenCache::new(provider.source(sandbox.config(provider))?);
         let started = Instant::now();
-        let (token_type, expires_in, scopes) = cache.token().await?;
+        let (token_type, expires_in, scopes) = describe(&cache).await?;
         let latency = started.elapsed();
         rows.push((provider, token_type, expires_in, scopes, latency));
         caches.push(cache);
@@ -562,17 +605,13 @@ async fn demo() -> Result<(), Failure> {
             scopes
         );
     }
-    let minted: usize = Provider::ALL.iter().map(|p| sandbox.mints(*p)).sum();
+    let minted: usize = Provider::all().map(|p| sandbox.mints(p)).sum();
     let started = Instant::now();
     for cache in &caches {
         cache.token().await?;
     }
     let second = started.elapsed();
-    let minted_again: usize = Provider::ALL
-        .iter()
-        .map(|p| sandbox.mints(*p))
-        .sum::<usize>()
-        - minted;
+    let minted_again = Provider::all().map(|p| sandbox.mints(p)).sum::<usize>() - minted;
     println!(
         "\nSecond round: {} tokens served from the cache in {}, {} new mints.",
         caches.len(),

@@ -1,49 +1,97 @@
-//! The providers paytokens speaks to, named by the kebab-case id used for
-//! their spec file, generated crate, CLI argument and module.
+//! [`Provider`]: a payment provider paytokens knows, as its spec describes
+//! it. The set is open: every provider registered in
+//! [`crate::providers`] is one, with nothing about it written anywhere but
+//! in its spec and its adapter.
 
+use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::str::FromStr;
 
-/// A payment provider whose token endpoint paytokens knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    /// Pyng B2B Receivables (`pyng-billing`).
-    PyngBilling,
-    /// Pyng Checkout (`pyng-checkout`).
-    PyngCheckout,
-    /// Autopay (`autopay`).
-    Autopay,
-    /// Singapay (`singapay`).
-    Singapay,
-}
+use paytokens_runtime::ProviderSpec;
+
+use crate::providers::{REGISTRY, Registration};
+use crate::{AnySource, Config, TokenError};
+
+/// A payment provider whose token endpoint paytokens knows: a cheap,
+/// copyable handle on what `cargo xtask regen` read from its spec (id, name,
+/// default host, route, where the credentials go, header parameters,
+/// scopes). Compared, hashed and ordered by id; `Display` is the id.
+#[derive(Clone, Copy)]
+pub struct Provider(&'static ProviderSpec);
 
 impl Provider {
-    /// Every provider, in the order the README lists them.
-    pub const ALL: [Provider; 4] = [
-        Provider::PyngBilling,
-        Provider::PyngCheckout,
-        Provider::Autopay,
-        Provider::Singapay,
-    ];
+    /// The provider a generated client's spec describes.
+    pub const fn new(spec: &'static ProviderSpec) -> Self {
+        Self(spec)
+    }
 
-    /// The kebab-case id: `pyng-billing`, `pyng-checkout`, `autopay`, `singapay`.
-    pub const fn id(self) -> &'static str {
-        match self {
-            Provider::PyngBilling => "pyng-billing",
-            Provider::PyngCheckout => "pyng-checkout",
-            Provider::Autopay => "autopay",
-            Provider::Singapay => "singapay",
-        }
+    /// Every registered provider, in the order the README lists them.
+    pub fn all() -> impl ExactSizeIterator<Item = Provider> + Clone {
+        REGISTRY.iter().map(|r| Provider(r.spec))
+    }
+
+    /// The kebab-case id, e.g. `pyng-billing`: the spec's file name, the
+    /// generated crate's prefix and the CLI's provider argument.
+    pub fn id(self) -> &'static str {
+        self.0.id
     }
 
     /// The provider's product name, for people.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Provider::PyngBilling => "Pyng B2B Receivables",
-            Provider::PyngCheckout => "Pyng Checkout",
-            Provider::Autopay => "Autopay",
-            Provider::Singapay => "Singapay",
-        }
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// Everything the spec says about the token endpoint.
+    pub fn spec(self) -> &'static ProviderSpec {
+        self.0
+    }
+
+    /// A source of tokens from this provider, with `config` checked against
+    /// its spec: `Source::<Adapter>::new` for code that picks the provider at
+    /// run time. Only registered providers have one.
+    pub fn source(self, config: Config) -> Result<AnySource, TokenError> {
+        let registration = self.registration().ok_or_else(|| TokenError::Config {
+            provider: self,
+            problem: "this provider is not registered in paytokens::providers".to_owned(),
+        })?;
+        (registration.build)(config)
+    }
+
+    pub(crate) fn registration(self) -> Option<&'static Registration> {
+        REGISTRY.iter().find(|r| r.spec.id == self.0.id)
+    }
+}
+
+impl PartialEq for Provider {
+    fn eq(&self, other: &Self) -> bool {
+        self.id() == other.id()
+    }
+}
+
+impl Eq for Provider {}
+
+impl Hash for Provider {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.id().hash(state);
+    }
+}
+
+impl PartialOrd for Provider {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Provider {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.id().cmp(other.id())
+    }
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Provider({})", self.id())
     }
 }
 
@@ -53,17 +101,23 @@ impl fmt::Display for Provider {
     }
 }
 
-/// A string that is not a provider id.
+/// A string that is not the id of a registered provider.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown provider `{0}`; expected one of: pyng-billing, pyng-checkout, autopay, singapay")]
+#[error("unknown provider `{id}`; expected one of: {ids}", id = .0, ids = ids())]
 pub struct UnknownProvider(pub String);
+
+fn ids() -> String {
+    Provider::all()
+        .map(Provider::id)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl FromStr for Provider {
     type Err = UnknownProvider;
 
     fn from_str(id: &str) -> Result<Self, Self::Err> {
-        Provider::ALL
-            .into_iter()
+        Provider::all()
             .find(|p| p.id() == id)
             .ok_or_else(|| UnknownProvider(id.to_owned()))
     }

@@ -1,25 +1,31 @@
-//! An offline sandbox of all four token endpoints (feature `sandbox`): an
-//! HTTP server on 127.0.0.1 that checks requests the way each provider's
-//! document says and answers in each provider's documented shapes, with
-//! configurable clients, a count of mints per client, and fault injection.
+//! An offline sandbox of every registered provider's token endpoint (feature
+//! `sandbox`): an HTTP server on 127.0.0.1 driven by the providers' specs.
+//! Each provider's route, method, media type, credential placement (HTTP
+//! Basic or body fields), header parameters, constants and scopes come from
+//! its spec; request bodies are checked by decoding them into the generated
+//! request types; answers are the spec's own examples with a fresh token,
+//! the client's lifetime and the granted scopes put in (each keeping its JSON
+//! type: Singapay's `expires_in` stays a string), and refusals the spec's
+//! error example. Its clients are the ones each spec declares in
+//! `x-paytokens-sandbox` (the documents' example credentials), plus any
+//! added; it counts mints and injects faults.
 //!
 //! ```no_run
 //! use paytokens::sandbox::Sandbox;
-//! use paytokens::autopay::{Autopay, AutopayConfig};
-//! use paytokens::{Provider, TokenSource};
+//! use paytokens::autopay::Autopay;
+//! use paytokens::{Adapter, Source, TokenSource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = Sandbox::start().await?;
-//! let mut config = AutopayConfig::new(sandbox.credentials(Provider::Autopay));
-//! config.base_url = sandbox.base_url(Provider::Autopay);
-//! let token = Autopay::new(config)?.fetch().await?;
-//! assert_eq!(sandbox.mints(Provider::Autopay), 1);
+//! let autopay = Autopay::provider();
+//! let token = Source::<Autopay>::new(sandbox.config(autopay))?.fetch().await?;
+//! assert_eq!(sandbox.mints(autopay), 1);
 //! # Ok(()) }
 //! ```
 //!
 //! Each provider is served under its own prefix (`/autopay/oauth/token`,
 //! `/singapay/api/v1.0/access-token/b2b`, ...), so one server stands in for
-//! all four and [`Sandbox::base_url`] gives the base URL to configure.
+//! all of them and [`Sandbox::base_url`] gives the base URL to configure.
 //!
 //! [`Sandbox::on_request`] reports every answered request as a
 //! [`RequestRecord`], one line each, never with a credential or token:
@@ -39,17 +45,18 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{MethodFilter, on};
 use base64::Engine as _;
+use paytokens_runtime::Auth;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::{Credentials, Provider};
+use crate::{Config, Credentials, Provider};
 
 /// A client the sandbox accepts for one provider.
 #[derive(Clone, Debug)]
@@ -58,55 +65,50 @@ pub struct SandboxClient {
     pub client_id: String,
     /// The client secret.
     pub client_secret: SecretString,
-    /// Singapay's `X-PARTNER-ID`; ignored by the other providers.
-    pub partner_id: Option<String>,
-    /// Scopes the client may request (Pyng); the scope Autopay reports.
+    /// Header parameters it must send (name as the spec writes it, value),
+    /// e.g. Singapay's `X-PARTNER-ID`.
+    pub headers: Vec<(String, String)>,
+    /// Scopes the client may request, where the request carries scopes;
+    /// otherwise the scopes its answers report.
     pub granted_scopes: Vec<String>,
     /// Lifetime of the tokens it is given.
     pub lifetime: Duration,
 }
 
 impl SandboxClient {
-    /// The demo client of `provider`: the credentials of the provider
-    /// document's own examples, so that those examples work verbatim against
-    /// the sandbox, with the document's token lifetime.
+    /// The first client `provider`'s spec declares in `x-paytokens-sandbox`:
+    /// the credentials of the provider document's own examples, so that those
+    /// examples work verbatim against the sandbox.
     pub fn demo(provider: Provider) -> Self {
-        let (id, secret) = match provider {
-            Provider::PyngBilling | Provider::PyngCheckout => ("s6BhdRkqt3", "gX1fBat3bV"),
-            Provider::Autopay => (
-                "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
-                "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-            ),
-            // The document's `Basic am9obkBleGFtcGxlLmNvbTphYmMxMjM=`, decoded.
-            Provider::Singapay => ("john@example.com", "abc123"),
-        };
-        let owned = |scopes: &[&str]| scopes.iter().map(|s| (*s).to_owned()).collect();
-        let (granted_scopes, lifetime, partner): (Vec<String>, u64, Option<&str>) = match provider {
-            // Every scope, from the enum generated from the spec: the spec is
-            // the only place they are written.
-            Provider::PyngBilling => (
-                crate::pyng_billing::Scope::ALL
-                    .iter()
-                    .map(|s| s.as_str().to_owned())
-                    .collect(),
-                900,
-                None,
-            ),
-            Provider::PyngCheckout => (owned(&["pyng_defined_scope"]), 3600, None),
-            Provider::Autopay => (owned(&["customer_club"]), 86_400, None),
-            Provider::Singapay => (
-                Vec::new(),
-                3600,
-                Some("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9"),
-            ),
+        let spec = provider.spec();
+        let declared = spec.sandbox_clients.first();
+        let owned = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect()
         };
         Self {
-            client_secret: SecretString::from(secret),
-            client_id: id.to_owned(),
-            partner_id: partner.map(str::to_owned),
-            granted_scopes,
-            lifetime: Duration::from_secs(lifetime),
+            client_id: declared
+                .map_or("sandbox-client", |c| c.client_id)
+                .to_owned(),
+            client_secret: SecretString::from(
+                declared.map_or("sandbox-secret", |c| c.client_secret),
+            ),
+            headers: declared.map_or_else(Vec::new, |c| owned(c.headers)),
+            granted_scopes: declared.map_or_else(Vec::new, |c| {
+                c.scopes.iter().map(|s| (*s).to_owned()).collect()
+            }),
+            lifetime: Duration::from_secs(declared.map_or(3600, |c| c.lifetime)),
         }
+    }
+
+    /// The value of header parameter `name` this client sends.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -161,11 +163,11 @@ impl fmt::Display for RequestRecord {
 }
 
 /// How a handler answered; carried to [`log`] in the response's extensions.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Outcome {
     Minted,
     Fault,
-    Refused(&'static str),
+    Refused(String),
 }
 
 impl fmt::Display for Outcome {
@@ -213,7 +215,7 @@ impl Sandbox {
     /// Starts on `127.0.0.1:port` (0 for any free port) with the demo clients.
     pub async fn start_on(port: u16) -> std::io::Result<Self> {
         let mut shared = Shared::default();
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             shared
                 .clients
                 .insert(provider, vec![SandboxClient::demo(provider)]);
@@ -257,6 +259,23 @@ impl Sandbox {
     pub fn credentials(&self, provider: Provider) -> Credentials {
         let client = self.client(provider);
         Credentials::new(client.client_id, client.client_secret)
+    }
+
+    /// A whole configuration for `provider`'s demo client against this
+    /// sandbox: base URL, credentials, its granted scopes (where the request
+    /// carries scopes) and header parameters.
+    pub fn config(&self, provider: Provider) -> Config {
+        let client = self.client(provider);
+        let mut config = Config::new(Credentials::new(
+            client.client_id.clone(),
+            client.client_secret.clone(),
+        ))
+        .base_url(self.base_url(provider));
+        if provider.spec().scope.is_some() {
+            config = config.scopes(&client.granted_scopes);
+        }
+        config.headers = client.headers;
+        config
     }
 
     /// Accepts another client for `provider`.
@@ -334,12 +353,22 @@ impl Drop for Sandbox {
     }
 }
 
+/// One route per registered provider, at `/<id><path>` with the spec's
+/// method, all served by [`token_endpoint`].
 fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/pyng-billing/billing/oauth2/token", post(pyng_billing))
-        .route("/pyng-checkout/checkout/oauth2/token", post(pyng_checkout))
-        .route("/autopay/oauth/token", post(autopay))
-        .route("/singapay/api/v1.0/access-token/b2b", post(singapay))
+    let mut router = Router::new();
+    for provider in Provider::all() {
+        let spec = provider.spec();
+        let method = Method::from_bytes(spec.method.as_bytes())
+            .ok()
+            .and_then(|method| MethodFilter::try_from(method).ok())
+            .unwrap_or(MethodFilter::POST);
+        let handler = move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
+            token_endpoint(state, provider, headers, body)
+        };
+        router = router.route(&format!("/{}{}", spec.id, spec.path), on(method, handler));
+    }
+    router
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), log))
         .with_state(state)
 }
@@ -432,38 +461,92 @@ async fn fault(state: &AppState, provider: Provider) -> Option<Response> {
     Some(with_outcome(response, Outcome::Fault))
 }
 
-/// An OAuth 2.0 error answer (Pyng and Autopay shape); `why` is for the
-/// request log.
-fn oauth_error(status: StatusCode, error: &str, description: &str, why: &'static str) -> Response {
-    let mut response = (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"sandbox\""),
+/// `response` refused, for the request log.
+fn refused(response: Response, why: impl Into<String>) -> Response {
+    with_outcome(response, Outcome::Refused(why.into()))
+}
+
+/// The answers of one provider, made from its spec's examples.
+struct Answers(Provider);
+
+impl Answers {
+    /// The spec's success example with `token`, `lifetime` and `scope` put
+    /// in, each where the example has it and in the example's JSON type.
+    fn minted(&self, token: &str, lifetime: Duration, scope: &str) -> Response {
+        let mut body = example(self.0.spec().examples.success).unwrap_or_else(
+            || json!({"access_token": "", "token_type": "Bearer", "expires_in": 0, "scope": ""}),
         );
+        let seconds = lifetime.as_secs();
+        replace(&mut body, &mut |key, value| match key {
+            "access_token" => Some(Value::from(token)),
+            "expires_in" if value.is_string() => Some(Value::from(seconds.to_string())),
+            "expires_in" => Some(Value::from(seconds)),
+            "scope" => Some(Value::from(scope)),
+            _ => None,
+        });
+        with_outcome(axum::Json(body).into_response(), Outcome::Minted)
     }
-    with_outcome(response, Outcome::Refused(why))
+
+    /// The spec's error example, as HTTP `status`: its error code replaced
+    /// by `code` and its message by `message` where given, and the status
+    /// numbers it holds (Singapay's `status` and `error.code`) by `status`.
+    fn refusal(
+        &self,
+        status: StatusCode,
+        code: Option<&str>,
+        message: Option<&str>,
+        why: impl Into<String>,
+    ) -> Response {
+        let mut body = example(self.0.spec().examples.refusal)
+            .unwrap_or_else(|| json!({"error": "invalid_client", "error_description": ""}));
+        replace(&mut body, &mut |key, value| match (key, value) {
+            ("error", Value::String(_)) => code.map(Value::from),
+            ("error_description" | "message", Value::String(_)) => message.map(Value::from),
+            ("status" | "code", Value::Number(_)) => Some(Value::from(status.as_u16())),
+            _ => None,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED && self.0.spec().auth == Auth::Basic {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"sandbox\""),
+            );
+        }
+        refused(response, why)
+    }
+
+    /// HTTP 401 with the spec's example as it is (the documents' example is
+    /// their authentication failure), or with `message`.
+    fn unauthorized(&self, message: Option<&str>, why: impl Into<String>) -> Response {
+        self.refusal(StatusCode::UNAUTHORIZED, None, message, why)
+    }
+
+    /// HTTP 400 with an RFC 6749 error code.
+    fn bad_request(&self, code: &str, message: &str, why: impl Into<String>) -> Response {
+        self.refusal(StatusCode::BAD_REQUEST, Some(code), Some(message), why)
+    }
 }
 
-/// Singapay's error answer; `why` is for the request log.
-fn singapay_error(status: StatusCode, message: &str, why: &'static str) -> Response {
-    let code = status.as_u16();
-    let response = (
-        status,
-        axum::Json(json!({"status": code, "success": false,
-                          "error": {"code": code, "message": message}})),
-    )
-        .into_response();
-    with_outcome(response, Outcome::Refused(why))
+/// An example's JSON text, parsed.
+fn example(text: Option<&str>) -> Option<Value> {
+    serde_json::from_str(text?).ok()
 }
 
-/// A success answer with `body`.
-fn minted(body: Value) -> Response {
-    with_outcome(axum::Json(body).into_response(), Outcome::Minted)
+/// Replaces, anywhere in `value`, each object member for which `with`
+/// returns a new value.
+fn replace(value: &mut Value, with: &mut impl FnMut(&str, &Value) -> Option<Value>) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                match with(key, member) {
+                    Some(new) => *member = new,
+                    None => replace(member, with),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| replace(item, with)),
+        _ => {}
+    }
 }
 
 fn media_type(headers: &HeaderMap) -> String {
@@ -488,6 +571,29 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_owned(), secret.to_owned()))
+}
+
+/// The body's string fields, from a form or a JSON object as the spec's
+/// media type says; `None` when it is neither.
+fn body_fields(content_type: &str, body: &[u8]) -> Option<HashMap<String, String>> {
+    if content_type == "application/x-www-form-urlencoded" {
+        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?;
+        return Some(pairs.into_iter().collect());
+    }
+    let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(body) else {
+        return None;
+    };
+    Some(strings(members))
+}
+
+fn strings(members: Map<String, Value>) -> HashMap<String, String> {
+    members
+        .into_iter()
+        .filter_map(|(key, value)| match value {
+            Value::String(text) => Some((key, text)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The configured client with this id and secret, or why there is none
@@ -528,201 +634,149 @@ fn mint(state: &AppState, provider: Provider, client: &SandboxClient) -> String 
     format!("sbx_{random}")
 }
 
-async fn pyng_billing(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    pyng(state, Provider::PyngBilling, headers, body).await
-}
-
-async fn pyng_checkout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    pyng(state, Provider::PyngCheckout, headers, body).await
-}
-
-/// Both Pyng products: form body, HTTP Basic, scopes checked against the
-/// client's grant (and, for B2B Receivables, against the four that exist).
-async fn pyng(state: AppState, provider: Provider, headers: HeaderMap, body: Bytes) -> Response {
+/// Any provider's token endpoint, as its spec describes it: the client's
+/// HTTP Basic credentials and header parameters, the media type, the
+/// constants (the grant type first), credentials in the body, the body as
+/// the generated request type, then the scopes (declared, and granted to the
+/// client).
+async fn token_endpoint(
+    state: AppState,
+    provider: Provider,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Some(response) = fault(&state, provider).await {
         return response;
     }
-    let unauthorized = |why| {
-        oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed",
-            why,
-        )
-    };
-    let bad_request =
-        |error, description, why| oauth_error(StatusCode::BAD_REQUEST, error, description, why);
-    let Some((id, secret)) = basic_credentials(&headers) else {
-        return unauthorized("no client credentials");
-    };
-    let client = match find_client(&state, provider, &id, &secret) {
-        Ok(client) => client,
-        Err(why) => return unauthorized(why),
-    };
-    if media_type(&headers) != "application/x-www-form-urlencoded" {
-        return bad_request(
-            "invalid_request",
-            "Content-Type must be application/x-www-form-urlencoded",
-            "wrong Content-Type",
-        );
-    }
-    let Ok(form) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
-        return bad_request(
-            "invalid_request",
-            "The body is not a form",
-            "body is not a form",
-        );
-    };
-    let field = |name: &str| {
-        form.iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
-    match field("grant_type") {
-        Some("client_credentials") => {}
-        Some(_) => {
-            return bad_request(
-                "unsupported_grant_type",
-                "grant_type must be client_credentials",
-                "unsupported grant_type",
-            );
-        }
-        None => {
-            return bad_request("invalid_request", "grant_type is required", "no grant_type");
+    let spec = provider.spec();
+    let answers = Answers(provider);
+    let mut client = None;
+    if spec.auth == Auth::Basic {
+        let found = basic_credentials(&headers)
+            .ok_or("no client credentials")
+            .and_then(|(id, secret)| find_client(&state, provider, &id, &secret));
+        match found {
+            Ok(found) => client = Some(found),
+            Err(why) => return answers.unauthorized(None, why),
         }
     }
-    let requested: Vec<&str> = field("scope").unwrap_or("").split_whitespace().collect();
-    if requested.is_empty() {
-        return bad_request("invalid_request", "scope is required", "no scope");
-    }
-    let known = |scope: &&str| match provider {
-        Provider::PyngBilling => scope.parse::<crate::pyng_billing::Scope>().is_ok(),
-        _ => true,
-    };
-    let granted = |scope: &&str| client.granted_scopes.iter().any(|s| s == *scope);
-    if !requested.iter().all(|s| known(s) && granted(s)) {
-        return bad_request(
-            "invalid_scope",
-            "A requested scope is unknown or not granted to this client",
-            "scope unknown or not granted",
-        );
-    }
-    let token = mint(&state, provider, &client);
-    minted(json!({
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": client.lifetime.as_secs(),
-        "scope": requested.join(" "),
-    }))
-}
-
-/// Autopay: JSON body carrying the credentials and two constants.
-async fn autopay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let provider = Provider::Autopay;
-    if let Some(response) = fault(&state, provider).await {
+    if let Some(client) = &client
+        && let Some(response) = check_headers(&answers, client, &headers)
+    {
         return response;
     }
-    let bad_request =
-        |error, description, why| oauth_error(StatusCode::BAD_REQUEST, error, description, why);
-    let unauthorized = |why| {
-        oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "access_denied",
-            "Unauthorized",
-            why,
-        )
+    if media_type(&headers) != spec.content_type {
+        let message = format!("Content-Type must be {}", spec.content_type);
+        return answers.bad_request("invalid_request", &message, "wrong Content-Type");
+    }
+    let Some(fields) = body_fields(spec.content_type, &body) else {
+        let message = format!("The body is not {}", spec.content_type);
+        return answers.bad_request("invalid_request", &message, "unreadable body");
     };
-    if media_type(&headers) != "application/json" {
-        return bad_request(
+    // The grant type first: a request wrong in several ways is refused for
+    // the most fundamental one.
+    let mut constants: Vec<&(&str, &str)> = spec.constants.iter().collect();
+    constants.sort_by_key(|(name, _)| !is_grant_type(name));
+    for (name, value) in constants {
+        let message = format!("{name} must be {value}");
+        match fields.get(*name) {
+            Some(sent) if sent == value => {}
+            Some(_) if is_grant_type(name) => {
+                let why = format!("wrong {name}");
+                return answers.bad_request("unsupported_grant_type", &message, why);
+            }
+            Some(_) => {
+                return answers.bad_request("invalid_request", &message, format!("wrong {name}"));
+            }
+            None => {
+                let message = format!("{name} is required");
+                return answers.bad_request("invalid_request", &message, format!("no {name}"));
+            }
+        }
+    }
+    let client = match (client, spec.auth) {
+        (Some(client), _) => client,
+        (None, Auth::Basic) => return answers.unauthorized(None, "no client credentials"),
+        (
+            None,
+            Auth::Body {
+                client_id,
+                client_secret,
+            },
+        ) => {
+            let (Some(id), Some(secret)) = (fields.get(client_id), fields.get(client_secret))
+            else {
+                return answers.unauthorized(None, "no client credentials");
+            };
+            match find_client(&state, provider, id, secret) {
+                Ok(client) => client,
+                Err(why) => return answers.unauthorized(None, why),
+            }
+        }
+    };
+    if let Some(registration) = provider.registration()
+        && (registration.decode_request)(&body).is_err()
+    {
+        return answers.bad_request(
             "invalid_request",
-            "Content-Type must be application/json",
-            "wrong Content-Type",
+            "The body does not match the request schema",
+            "body does not match the request schema",
         );
     }
-    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(&body) else {
-        return bad_request(
-            "invalid_request",
-            "The body must be a JSON object",
-            "body is not a JSON object",
-        );
-    };
-    let text = |name: &str| fields.get(name).and_then(Value::as_str);
-    if text("grant_type") != Some("client_credentials") {
-        return bad_request(
-            "unsupported_grant_type",
-            "grant_type must be client_credentials",
-            "unsupported grant_type",
-        );
-    }
-    if text("audience") != Some("https://api.autopay.io") {
-        return bad_request(
-            "invalid_request",
-            "audience must be https://api.autopay.io",
-            "wrong audience",
-        );
-    }
-    let (Some(id), Some(secret)) = (text("client_id"), text("client_secret")) else {
-        return unauthorized("no client credentials");
-    };
-    let client = match find_client(&state, provider, id, secret) {
-        Ok(client) => client,
-        Err(why) => return unauthorized(why),
-    };
-    let token = mint(&state, provider, &client);
-    minted(json!({
-        "access_token": token,
-        "scope": client.granted_scopes.join(" "),
-        "expires_in": client.lifetime.as_secs(),
-        "token_type": "Bearer",
-    }))
-}
-
-/// Singapay: HTTP Basic, `X-PARTNER-ID`, `{"grantType":"client_credentials"}`,
-/// answers wrapped in `{status, success, data}` with `expires_in` a string.
-async fn singapay(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let provider = Provider::Singapay;
-    if let Some(response) = fault(&state, provider).await {
+    if spec.auth != Auth::Basic
+        && let Some(response) = check_headers(&answers, &client, &headers)
+    {
         return response;
     }
-    let unauthorized = |message, why| singapay_error(StatusCode::UNAUTHORIZED, message, why);
-    let client = basic_credentials(&headers)
-        .ok_or("no client credentials")
-        .and_then(|(id, secret)| find_client(&state, provider, &id, &secret));
-    let client = match client {
-        Ok(client) => client,
-        Err(why) => return unauthorized("Invalid credentials", why),
-    };
-    let partner = headers.get("x-partner-id").and_then(|v| v.to_str().ok());
-    if partner.is_none() || partner != client.partner_id.as_deref() {
-        return unauthorized("Invalid X-PARTNER-ID", "wrong partner id");
-    }
-    if media_type(&headers) != "application/json" {
-        return singapay_error(
-            StatusCode::BAD_REQUEST,
-            "Content-Type must be application/json",
-            "wrong Content-Type",
-        );
-    }
-    let grant = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-        v.get("grantType")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
-    if grant.as_deref() != Some("client_credentials") {
-        return singapay_error(
-            StatusCode::BAD_REQUEST,
-            "grantType must be client_credentials",
-            "unsupported grantType",
-        );
-    }
-    let token = mint(&state, provider, &client);
-    minted(json!({
-        "status": 200,
-        "success": true,
-        "data": {
-            "access_token": token,
-            "token_type": "Bearer",
-            "expires_in": client.lifetime.as_secs().to_string(),
+    let scope = match &spec.scope {
+        None => client.granted_scopes.join(" "),
+        Some(field) => {
+            let requested: Vec<&str> = fields
+                .get(field.property)
+                .map(|s| s.split_whitespace().collect())
+                .unwrap_or_default();
+            if field.required && requested.is_empty() {
+                return answers.bad_request("invalid_request", "scope is required", "no scope");
+            }
+            let known = |s: &&str| field.declared.is_none_or(|declared| declared.contains(s));
+            let granted = |s: &&str| client.granted_scopes.iter().any(|g| g == *s);
+            if !requested.iter().all(|s| known(s) && granted(s)) {
+                return answers.bad_request(
+                    "invalid_scope",
+                    "A requested scope is unknown or not granted to this client",
+                    "scope unknown or not granted",
+                );
+            }
+            requested.join(" ")
         }
-    }))
+    };
+    let token = mint(&state, provider, &client);
+    answers.minted(&token, client.lifetime, &scope)
+}
+
+/// Whether a body property is the OAuth grant type (`grant_type`, or
+/// Singapay's `grantType`).
+fn is_grant_type(name: &str) -> bool {
+    name.replace('_', "").eq_ignore_ascii_case("granttype")
+}
+
+/// A 401 unless the request carries each header parameter the spec
+/// declares with the client's value.
+fn check_headers(
+    answers: &Answers,
+    client: &SandboxClient,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    for param in answers.0.spec().headers {
+        let expected = client.header(param.name);
+        if !param.required && expected.is_none() {
+            continue;
+        }
+        let sent = headers.get(param.name).and_then(|v| v.to_str().ok());
+        if sent.is_none() || sent != expected {
+            let message = format!("Invalid {}", param.name);
+            return Some(answers.unauthorized(Some(&message), format!("wrong {}", param.name)));
+        }
+    }
+    None
 }

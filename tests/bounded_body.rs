@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{CANARY_SECRET, PARTNER_ID, assert_no_canary, assert_result_leaks_nothing, good};
-use common::{quick, source};
+use common::{CANARY_SECRET, assert_no_canary, assert_result_leaks_nothing, good};
+use common::{example_headers, example_scopes, quick, source};
 use paytokens::{Provider, TokenError, TokenSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -181,7 +181,7 @@ fn invalid_problem(
 async fn an_endless_body_is_cut_at_the_limit_for_every_provider_and_status() {
     let http = quick(3);
     let limit = http.max_body_bytes;
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for status in [200, 401, 503] {
             for framing in [Framing::Chunked, Framing::UntilClose] {
                 let case = format!("{provider} HTTP {status} {framing:?}");
@@ -212,7 +212,7 @@ async fn an_endless_body_is_cut_at_the_limit_for_every_provider_and_status() {
 
 #[tokio::test]
 async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for framing in [Framing::Chunked, Framing::UntilClose] {
             let body = good(provider).to_string().into_bytes();
             let mut http = quick(1);
@@ -246,7 +246,7 @@ async fn a_gzip_bomb_is_never_inflated() {
     // 10 MiB of token JSON, gzipped to 10 KiB. No decompression is enabled:
     // the client sees the compressed bytes, which are not JSON.
     let bomb = include_bytes!("fixtures/gzip-bomb-10mib.json.gz").to_vec();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
             status: 200,
             framing: Framing::Chunked,
@@ -266,7 +266,7 @@ async fn a_gzip_bomb_is_never_inflated() {
 async fn a_trickling_body_ends_at_the_request_timeout_and_retries_stay_bounded() {
     let mut http = quick(2);
     http.request_timeout = Duration::from_millis(300);
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
             status: 200,
             framing: Framing::UntilClose,
@@ -284,7 +284,9 @@ async fn a_trickling_body_ends_at_the_request_timeout_and_retries_stay_bounded()
     }
 }
 
-/// The `token` arguments of the binary for `provider` at `base_url`.
+/// The `token` arguments of the binary for `provider` at `base_url`: the
+/// spec's example scopes (`--scope`) and header values (`X-PARTNER-ID` as
+/// `--partner-id`).
 fn cli_args(provider: Provider, base_url: &str) -> Vec<String> {
     let mut args = [
         "token",
@@ -296,13 +298,14 @@ fn cli_args(provider: Provider, base_url: &str) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec();
-    let extra = match provider {
-        Provider::PyngBilling => ["--scope", "billing:batches:read"],
-        Provider::PyngCheckout => ["--scope", "pyng_defined_scope"],
-        Provider::Autopay => return args,
-        Provider::Singapay => ["--partner-id", PARTNER_ID],
-    };
-    args.extend(extra.map(str::to_owned));
+    for scope in example_scopes(provider) {
+        args.extend(["--scope".to_owned(), scope]);
+    }
+    for (name, value) in example_headers(provider) {
+        let flag = name.to_ascii_lowercase();
+        let flag = flag.strip_prefix("x-").unwrap_or(&flag);
+        args.extend([format!("--{flag}"), value]);
+    }
     args
 }
 
@@ -324,7 +327,7 @@ fn peak_rss_of_children() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_exits_5_on_an_endless_body_in_bounded_memory() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
             status: 200,
             framing: Framing::Chunked,

@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::*;
-use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
+use paytokens::autopay::Autopay;
+use paytokens::pyng_billing::{PyngBilling, Scope};
 use paytokens::{
-    CachePolicy, Credentials, ExposeSecret, ManualClock, Provider, TokenCache, TokenError,
-    TokenSource,
+    Adapter as _, CachePolicy, Config, Credentials, ExposeSecret, ManualClock, Source, TokenCache,
+    TokenError, TokenSource,
 };
 use serde_json::json;
 use wiremock::matchers::method;
@@ -29,7 +30,7 @@ impl Respond for Minter {
     fn respond(&self, _: &Request) -> ResponseTemplate {
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let body = success(
-            Provider::Autopay,
+            Autopay::provider(),
             &format!("token-{n}"),
             "Bearer",
             json!(self.lifetime),
@@ -70,12 +71,11 @@ fn cache_for(
     server: &MockServer,
     policy: CachePolicy,
     clock: &ManualClock,
-) -> TokenCache<paytokens::autopay::Autopay, ManualClock> {
-    let mut config =
-        paytokens::autopay::AutopayConfig::new(Credentials::new(CLIENT_ID, CANARY_SECRET));
-    config.base_url = server.uri();
-    config.http = quick(1);
-    let source = paytokens::autopay::Autopay::new(config).unwrap();
+) -> TokenCache<Source<Autopay>, ManualClock> {
+    let config = Config::new(Credentials::new(CLIENT_ID, CANARY_SECRET))
+        .base_url(server.uri())
+        .http(quick(1));
+    let source = Source::<Autopay>::new(config).unwrap();
     TokenCache::with_clock(source, policy, clock.clone())
 }
 
@@ -126,7 +126,7 @@ async fn refresh_failing_with_503_serves_the_valid_token_then_errors_then_recove
     let server = MockServer::start().await;
     let clock = ManualClock::new();
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(good(Provider::Autopay)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(good(Autopay::provider())))
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -162,7 +162,7 @@ async fn refresh_failing_with_503_serves_the_valid_token_then_errors_then_recove
         ),
         "{err:?}"
     );
-    assert_result_leaks_nothing(&Err(err));
+    assert_result_leaks_nothing(&Err::<paytokens::AccessToken, _>(err));
 
     // Recovery: the next attempt after the backoff mints exactly once.
     server.reset().await;
@@ -183,7 +183,7 @@ async fn minting_server_on(server: &MockServer, lifetime: u64) -> Arc<AtomicUsiz
         fn respond(&self, _: &Request) -> ResponseTemplate {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             let body = success(
-                Provider::Autopay,
+                Autopay::provider(),
                 &format!("fresh-{n}"),
                 "Bearer",
                 json!(self.1),
@@ -204,11 +204,11 @@ async fn invalid_client_on_refresh_is_returned_at_once_without_a_retry_storm() {
     let server = MockServer::start().await;
     let clock = ManualClock::new();
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(good(Provider::Autopay)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(good(Autopay::provider())))
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    let (refusal_body, _, _) = refusal(Provider::Autopay);
+    let (refusal_body, _, _) = refusal(Autopay::provider());
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(401).set_body_json(refusal_body))
         .mount(&server)
@@ -294,13 +294,11 @@ async fn caches_of_one_credential_share_its_budget() {
 async fn different_scopes_get_different_tokens() {
     let server = minting_server(3600, Duration::ZERO).await;
     let source = |scopes: Vec<Scope>| {
-        let mut config = PyngBillingConfig::new(
-            server.uri(),
-            Credentials::new(CLIENT_ID, CANARY_SECRET),
-            scopes,
-        );
-        config.http = quick(1);
-        PyngBilling::new(config).unwrap()
+        let config = Config::new(Credentials::new(CLIENT_ID, CANARY_SECRET))
+            .base_url(server.uri())
+            .scopes(scopes)
+            .http(quick(1));
+        Source::<PyngBilling>::new(config).unwrap()
     };
     let read = source(vec![Scope::BillingCustomersRead]);
     let submit = source(vec![Scope::BillingBatchesSubmit]);
@@ -389,4 +387,42 @@ async fn a_caller_that_gives_up_does_not_cancel_the_shared_fetch() {
     let token = cache.token().await.unwrap();
     assert_eq!(token.secret().expose_secret(), "token-1");
     assert_eq!(requests(&server).await, 1);
+}
+
+#[test]
+fn different_header_values_get_different_cache_keys() {
+    let mut checked = 0;
+    for provider in paytokens::Provider::all() {
+        for param in provider.spec().headers {
+            let source = |name: &str, value: &str| {
+                let mut config = config(
+                    provider,
+                    "http://127.0.0.1:9",
+                    Credentials::new(CLIENT_ID, CANARY_SECRET),
+                    quick(1),
+                );
+                for (n, v) in &mut config.headers {
+                    if n == param.name {
+                        (*n, *v) = (name.to_owned(), value.to_owned());
+                    }
+                }
+                provider.source(config).unwrap()
+            };
+            let a = source(param.name, "partner-a");
+            let b = source(param.name, "partner-b");
+            // Header names are case-insensitive: the key holds the spec's.
+            let a_lower = source(&param.name.to_ascii_lowercase(), "partner-a");
+            assert_ne!(a.cache_key(), b.cache_key(), "{provider} {}", param.name);
+            assert_eq!(a.cache_key(), a_lower.cache_key(), "{provider}");
+            assert!(
+                a.cache_key()
+                    .headers
+                    .contains(&(param.name.to_owned(), "partner-a".to_owned())),
+                "{provider}: {:?}",
+                a.cache_key()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no spec declares a header parameter");
 }

@@ -8,28 +8,33 @@ mod common;
 use std::time::Duration;
 
 use common::quick;
-use paytokens::autopay::{Autopay, AutopayConfig};
+use paytokens::autopay::Autopay;
 use paytokens::sandbox::{Fault, Sandbox};
-use paytokens::{CachePolicy, ManualClock, Provider, TokenCache};
+use paytokens::{Adapter as _, CachePolicy, Config, ManualClock, Source, TokenCache};
 
 async fn fault_during_refresh(fault: Fault) {
     let sandbox = Sandbox::start().await.unwrap();
     let clock = ManualClock::new();
-    let mut config = AutopayConfig::new(sandbox.credentials(Provider::Autopay));
-    config.base_url = sandbox.base_url(Provider::Autopay);
-    config.http = quick(2);
+    let autopay = Autopay::provider();
+    let config = Config::new(sandbox.credentials(autopay))
+        .base_url(sandbox.base_url(autopay))
+        .http(quick(2));
     let policy = CachePolicy {
         jitter: 0.0,
         ..CachePolicy::default()
     };
     let budget = policy.max_mints as usize;
-    let cache = TokenCache::with_clock(Autopay::new(config).unwrap(), policy, clock.clone());
+    let cache = TokenCache::with_clock(
+        Source::<Autopay>::new(config).unwrap(),
+        policy,
+        clock.clone(),
+    );
     let first = cache.token().await.unwrap();
     let first_secret = paytokens::ExposeSecret::expose_secret(first.secret()).to_owned();
     drop(first);
 
     // A 24 h token refreshes 5 min early; the provider fails from then on.
-    sandbox.inject(Provider::Autopay, fault.clone(), 10_000);
+    sandbox.inject(autopay, fault.clone(), 10_000);
     clock.advance(Duration::from_secs(86_400 - 300));
     for _ in 0..500 {
         // Four minutes of callers, one every 0.5 s, all before expiry (the
@@ -42,14 +47,14 @@ async fn fault_during_refresh(fault: Fault) {
         );
         clock.advance(Duration::from_millis(490));
     }
-    let during = sandbox.requests(Provider::Autopay);
+    let during = sandbox.requests(autopay);
     assert!(during > 1, "{fault:?}: the refresh was attempted");
     // Each mint is one fetch of at most 2 attempts (quick(2)).
     assert!(
         during <= budget * 2,
         "{fault:?}: {during} requests exceed the budget"
     );
-    assert_eq!(sandbox.mints(Provider::Autopay), 1);
+    assert_eq!(sandbox.mints(autopay), 1);
 
     // The provider recovers: the next attempt mints exactly once.
     sandbox.clear_faults();
@@ -57,7 +62,7 @@ async fn fault_during_refresh(fault: Fault) {
     for _ in 0..50 {
         cache.token().await.unwrap();
     }
-    assert_eq!(sandbox.mints(Provider::Autopay), 2, "{fault:?}");
+    assert_eq!(sandbox.mints(autopay), 2, "{fault:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

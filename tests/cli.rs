@@ -55,7 +55,7 @@ fn text(bytes: &[u8]) -> String {
 /// A sandbox with a client whose secret is the canary, for every provider.
 async fn sandbox_with_canary() -> Sandbox {
     let sandbox = Sandbox::start().await.unwrap();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let mut client = SandboxClient::demo(provider);
         client.client_id = "cli-client".into();
         client.client_secret = CANARY_SECRET.into();
@@ -74,14 +74,18 @@ fn token_args(sandbox: &Sandbox, provider: Provider) -> Vec<String> {
         "--client-id".to_owned(),
         "cli-client".to_owned(),
     ];
-    match provider {
-        Provider::PyngBilling => args.extend(["--scope".into(), "billing:batches:read".into()]),
-        Provider::PyngCheckout => args.extend(["--scope".into(), "pyng_defined_scope".into()]),
-        Provider::Singapay => args.extend([
-            "--partner-id".into(),
-            SandboxClient::demo(Provider::Singapay).partner_id.unwrap(),
-        ]),
-        Provider::Autopay => {}
+    // Where the request carries scopes, one: the last of the spec's request
+    // example (pyng-billing `billing:batches:read`, pyng-checkout
+    // `pyng_defined_scope`), which the demo client is granted.
+    if let Some(scope) = common::example_scopes(provider).pop() {
+        args.extend(["--scope".into(), scope]);
+    }
+    // Each header parameter through its flag (Singapay's X-PARTNER-ID as
+    // `--partner-id`), with the demo client's value.
+    for (name, value) in SandboxClient::demo(provider).headers {
+        let name = name.to_ascii_lowercase();
+        let flag = name.strip_prefix("x-").unwrap_or(&name);
+        args.extend([format!("--{flag}"), value]);
     }
     args
 }
@@ -89,7 +93,7 @@ fn token_args(sandbox: &Sandbox, provider: Provider) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_prints_the_access_token_alone_for_every_provider() {
     let sandbox = sandbox_with_canary().await;
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let args = token_args(&sandbox, provider);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
@@ -109,7 +113,7 @@ async fn token_prints_the_access_token_alone_for_every_provider() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_json_has_the_documented_keys_in_order() {
     let sandbox = sandbox_with_canary().await;
-    let mut args = token_args(&sandbox, Provider::PyngBilling);
+    let mut args = token_args(&sandbox, common::provider("pyng-billing"));
     args.push("--json".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
@@ -140,7 +144,7 @@ async fn token_json_has_the_documented_keys_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_secret_can_come_from_stdin_and_env_vars_configure_the_rest() {
     let sandbox = sandbox_with_canary().await;
-    let base = sandbox.base_url(Provider::Autopay);
+    let base = sandbox.base_url(common::provider("autopay"));
     let env = [
         ("PAYTOKENS_BASE_URL", base.as_str()),
         ("PAYTOKENS_CLIENT_ID", "cli-client"),
@@ -158,7 +162,7 @@ async fn the_secret_can_come_from_stdin_and_env_vars_configure_the_rest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejected_request_exits_3_with_the_providers_code() {
     let sandbox = sandbox_with_canary().await;
-    let args = token_args(&sandbox, Provider::Autopay);
+    let args = token_args(&sandbox, common::provider("autopay"));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(
         &args,
@@ -179,8 +183,9 @@ async fn a_rejected_request_exits_3_with_the_providers_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_provider_exits_4() {
     let sandbox = sandbox_with_canary().await;
-    sandbox.inject(Provider::Singapay, Fault::Status(503), 10);
-    let args = token_args(&sandbox, Provider::Singapay);
+    let singapay = common::provider("singapay");
+    sandbox.inject(singapay, Fault::Status(503), 10);
+    let args = token_args(&sandbox, singapay);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
@@ -195,8 +200,9 @@ async fn an_unavailable_provider_exits_4() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unusable_response_exits_5() {
     let sandbox = sandbox_with_canary().await;
-    sandbox.inject(Provider::PyngCheckout, Fault::MalformedBody, 10);
-    let args = token_args(&sandbox, Provider::PyngCheckout);
+    let checkout = common::provider("pyng-checkout");
+    sandbox.inject(checkout, Fault::MalformedBody, 10);
+    let args = token_args(&sandbox, checkout);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
     assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
@@ -206,7 +212,8 @@ async fn an_unusable_response_exits_5() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_and_configuration_errors_exit_2_without_sending_anything() {
     let sandbox = sandbox_with_canary().await;
-    let base = sandbox.base_url(Provider::PyngBilling);
+    let billing = common::provider("pyng-billing");
+    let base = sandbox.base_url(billing);
     let secret = [("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)];
     type Case<'a> = (Vec<&'a str>, &'a [(&'a str, &'a str)], &'a str);
     let cases: Vec<Case> = vec![
@@ -296,7 +303,7 @@ async fn usage_and_configuration_errors_exit_2_without_sending_anything() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert_no_canary(&stderr);
     }
-    assert_eq!(sandbox.mints(Provider::PyngBilling), 0);
+    assert_eq!(sandbox.mints(billing), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +326,7 @@ async fn demo_fetches_from_all_four_and_the_second_round_mints_nothing() {
     let out = run(&["demo"], &[], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let row = stdout
             .lines()
             .find(|l| l.starts_with(provider.id()))
@@ -572,7 +579,7 @@ async fn sandbox_prints_one_line_per_request_without_secrets() {
     })
     .await
     .unwrap();
-    let demo = SandboxClient::demo(Provider::Autopay);
+    let demo = SandboxClient::demo(common::provider("autopay"));
     let secret = paytokens::ExposeSecret::expose_secret(&demo.client_secret).to_owned();
     let args = [
         "token",

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use paytokens::TokenSource as _;
-use paytokens::{Credentials, HttpOptions, Provider, TokenError, TransientCause};
+use paytokens::{Auth, Credentials, HttpOptions, Provider, TokenError, TransientCause};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use wiremock::matchers::method;
@@ -37,13 +37,20 @@ async fn fetch(
     (result, requests)
 }
 
-/// The object holding the token fields: the body, or Singapay's `data`.
-fn token_fields(provider: Provider, body: &mut Value) -> &mut serde_json::Map<String, Value> {
-    let object = match provider {
-        Provider::Singapay => &mut body["data"],
-        _ => body,
-    };
-    object.as_object_mut().unwrap()
+/// The object holding the token fields (the one with `access_token`): the
+/// body, or a wrapper's member (Singapay's `data`).
+fn token_fields(body: &mut Value) -> &mut serde_json::Map<String, Value> {
+    fn find(value: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
+        if value.get("access_token").is_some() {
+            return value.as_object_mut();
+        }
+        match value {
+            Value::Object(members) => members.values_mut().find_map(find),
+            Value::Array(items) => items.iter_mut().find_map(find),
+            _ => None,
+        }
+    }
+    find(body).expect("the success body has an access_token")
 }
 
 fn invalid_problem(
@@ -73,7 +80,7 @@ fn invalid_problem(
 
 #[tokio::test]
 async fn refusal_with_a_non_json_body_is_still_rejected_with_its_status() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for status in [400, 401, 403] {
             let page = ResponseTemplate::new(status)
                 .set_body_raw("<html><body>Forbidden</body></html>", "text/html");
@@ -94,7 +101,7 @@ async fn refusal_with_a_non_json_body_is_still_rejected_with_its_status() {
 
 #[tokio::test]
 async fn server_errors_are_transient_and_retried_up_to_the_attempt_limit() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for status in [500, 502, 503] {
             let page = ResponseTemplate::new(status).set_body_raw("<h1>down</h1>", "text/html");
             let (result, requests) = fetch(provider, page, quick(3)).await;
@@ -111,7 +118,7 @@ async fn server_errors_are_transient_and_retried_up_to_the_attempt_limit() {
 
 #[tokio::test]
 async fn a_transient_failure_followed_by_success_yields_the_token() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(503))
@@ -133,7 +140,7 @@ async fn a_transient_failure_followed_by_success_yields_the_token() {
 
 #[tokio::test]
 async fn too_many_requests_carries_retry_after_in_seconds() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let template = ResponseTemplate::new(429).insert_header("retry-after", "120");
         let (result, _) = fetch(provider, template, quick(1)).await;
         let err = result.unwrap_err();
@@ -149,7 +156,7 @@ async fn too_many_requests_carries_retry_after_in_seconds() {
 #[tokio::test]
 async fn too_many_requests_carries_retry_after_as_an_http_date() {
     let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(600));
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let template = ResponseTemplate::new(429).insert_header("retry-after", date.as_str());
         let (result, _) = fetch(provider, template, quick(1)).await;
         let wait = result
@@ -165,7 +172,7 @@ async fn too_many_requests_carries_retry_after_as_an_http_date() {
 
 #[tokio::test]
 async fn retry_after_above_the_cap_ends_the_fetch_without_waiting() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         // Default cap: 30 s; the provider asks for 120 s.
         let template = ResponseTemplate::new(429).insert_header("retry-after", "120");
         let (result, requests) = fetch(provider, template, quick(3)).await;
@@ -179,7 +186,7 @@ async fn retry_after_above_the_cap_ends_the_fetch_without_waiting() {
 
 #[tokio::test]
 async fn retry_after_within_the_cap_is_honoured_by_retrying() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let template = ResponseTemplate::new(429).insert_header("retry-after", "0");
         let (result, requests) = fetch(provider, template, quick(2)).await;
         assert!(result.unwrap_err().is_retryable());
@@ -189,7 +196,7 @@ async fn retry_after_within_the_cap_is_honoured_by_retrying() {
 
 #[tokio::test]
 async fn a_slow_answer_times_out_as_transient_naming_the_endpoint_and_timeout() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let slow = ResponseTemplate::new(200)
             .set_body_json(good(provider))
             .set_delay(Duration::from_secs(5));
@@ -222,7 +229,7 @@ fn closed_port() -> u16 {
 #[tokio::test]
 async fn a_refused_connection_names_host_and_port_and_advises_checking_them() {
     let port = closed_port();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let base = format!("http://127.0.0.1:{port}/api");
         let err = source(provider, &base, quick(2)).fetch().await.unwrap_err();
         assert_no_canary(&format!("{err:?} {err}"));
@@ -272,7 +279,7 @@ async fn plain_tcp_server() -> u16 {
 #[tokio::test]
 async fn a_failed_tls_handshake_names_the_endpoint_and_the_tls_error() {
     let port = plain_tcp_server().await;
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let base = format!("https://127.0.0.1:{port}/api");
         let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
         assert_no_canary(&format!("{err:?} {err}"));
@@ -326,7 +333,7 @@ async fn resetting_server() -> String {
 #[tokio::test]
 async fn a_reset_connection_says_so_and_advises_trying_again() {
     let base = resetting_server().await;
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
         assert_no_canary(&format!("{err:?} {err}"));
         assert_eq!(
@@ -349,7 +356,7 @@ async fn a_reset_connection_says_so_and_advises_trying_again() {
 
 #[tokio::test]
 async fn every_error_class_advises_what_to_do() {
-    let provider = Provider::PyngCheckout;
+    let provider = provider("pyng-checkout");
     let (refused, _) = fetch(provider, ResponseTemplate::new(401), quick(1)).await;
     assert_eq!(
         refused.unwrap_err().advice(),
@@ -380,9 +387,11 @@ async fn every_error_class_advises_what_to_do() {
 
 #[tokio::test]
 async fn a_refusal_code_that_only_repeats_the_status_is_not_shown() {
-    let (body, _, _) = refusal(Provider::Singapay);
+    let singapay = provider("singapay");
+    let (body, code, _) = refusal(singapay);
+    assert_eq!(code, "401", "singapay's example code repeats the status");
     let template = ResponseTemplate::new(401).set_body_json(body);
-    let (result, _) = fetch(Provider::Singapay, template, quick(1)).await;
+    let (result, _) = fetch(singapay, template, quick(1)).await;
     assert_eq!(
         result.unwrap_err().to_string(),
         "singapay rejected the token request with HTTP 401: Invalid credentials"
@@ -391,15 +400,16 @@ async fn a_refusal_code_that_only_repeats_the_status_is_not_shown() {
     let coded = json!({"status": 401, "success": false,
                        "error": {"code": 4011, "message": "Invalid credentials"}});
     let template = ResponseTemplate::new(401).set_body_json(coded);
-    let (result, _) = fetch(Provider::Singapay, template, quick(1)).await;
+    let (result, _) = fetch(singapay, template, quick(1)).await;
     assert_eq!(
         result.unwrap_err().to_string(),
         "singapay rejected the token request with HTTP 401: 4011: Invalid credentials"
     );
 
-    let (body, _, _) = refusal(Provider::PyngBilling);
+    let pyng_billing = provider("pyng-billing");
+    let (body, _, _) = refusal(pyng_billing);
     let template = ResponseTemplate::new(401).set_body_json(body);
-    let (result, _) = fetch(Provider::PyngBilling, template, quick(1)).await;
+    let (result, _) = fetch(pyng_billing, template, quick(1)).await;
     assert_eq!(
         result.unwrap_err().to_string(),
         "pyng-billing rejected the token request with HTTP 401: invalid_client: Client \
@@ -410,7 +420,7 @@ async fn a_refusal_code_that_only_repeats_the_status_is_not_shown() {
 #[tokio::test]
 async fn redirects_are_never_followed() {
     let elsewhere = serve(ResponseTemplate::new(200)).await;
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for status in [301, 302, 307] {
             let redirect = ResponseTemplate::new(status)
                 .insert_header("location", format!("{}/steal", elsewhere.uri()).as_str());
@@ -427,7 +437,7 @@ async fn redirects_are_never_followed() {
 async fn unusable_success_bodies_are_invalid_responses_naming_the_problem() {
     let raw =
         |body: &str| ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json");
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let cases = [
             (raw(""), "body is empty"),
             (
@@ -539,10 +549,10 @@ async fn bad_token_fields_are_invalid_responses_naming_the_field() {
             "expires_in",
         ),
     ];
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for (name, edit, expected) in cases {
             let mut body = good(provider);
-            edit(token_fields(provider, &mut body));
+            edit(token_fields(&mut body));
             let (result, _) = fetch(
                 provider,
                 ResponseTemplate::new(200).set_body_json(body),
@@ -557,7 +567,7 @@ async fn bad_token_fields_are_invalid_responses_naming_the_field() {
 
 #[tokio::test]
 async fn non_numeric_expires_in_is_an_invalid_response() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         for text in ["abc", "3600s", "1.5", "-1", ""] {
             let body = success(provider, CANARY_TOKEN, "Bearer", json!(text));
             let (result, _) = fetch(
@@ -577,47 +587,50 @@ async fn non_numeric_expires_in_is_an_invalid_response() {
 
 #[tokio::test]
 async fn singapay_success_false_inside_a_200_is_an_invalid_response() {
-    let (body, _, _) = refusal(Provider::Singapay);
+    let singapay = provider("singapay");
+    let (body, _, _) = refusal(singapay);
     let mut body = body;
     body["status"] = json!(200);
     let (result, _) = fetch(
-        Provider::Singapay,
+        singapay,
         ResponseTemplate::new(200).set_body_json(body),
         quick(1),
     )
     .await;
-    let problem = invalid_problem(Provider::Singapay, result);
+    let problem = invalid_problem(singapay, result);
     assert!(problem.contains("success is false"), "{problem}");
 }
 
 #[tokio::test]
 async fn singapay_success_without_data_is_an_invalid_response() {
+    let singapay = provider("singapay");
     let body = json!({"status": 200, "success": true});
     let (result, _) = fetch(
-        Provider::Singapay,
+        singapay,
         ResponseTemplate::new(200).set_body_json(body),
         quick(1),
     )
     .await;
-    assert!(invalid_problem(Provider::Singapay, result).contains("`data` is missing"));
+    assert!(invalid_problem(singapay, result).contains("`data` is missing"));
 }
 
 #[tokio::test]
 async fn singapay_status_field_disagreeing_with_http_is_an_invalid_response() {
-    let mut body = good(Provider::Singapay);
+    let singapay = provider("singapay");
+    let mut body = good(singapay);
     body["status"] = json!(401);
     let (result, _) = fetch(
-        Provider::Singapay,
+        singapay,
         ResponseTemplate::new(200).set_body_json(body),
         quick(1),
     )
     .await;
-    assert!(invalid_problem(Provider::Singapay, result).contains("status field is 401"));
+    assert!(invalid_problem(singapay, result).contains("status field is 401"));
 }
 
 #[tokio::test]
 async fn a_body_declared_over_the_limit_is_refused_before_it_is_read() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let huge = "x".repeat(1024 * 1024);
         let body = success(provider, &huge, "Bearer", json!(3600));
         let (result, _) = fetch(
@@ -636,7 +649,7 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn an_undocumented_success_status_is_an_invalid_response() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let template = ResponseTemplate::new(201).set_body_json(good(provider));
         let (result, _) = fetch(provider, template, quick(1)).await;
         assert!(invalid_problem(provider, result).contains("unexpected HTTP status 201"));
@@ -645,9 +658,9 @@ async fn an_undocumented_success_status_is_an_invalid_response() {
 
 #[tokio::test]
 async fn unknown_extra_fields_are_accepted() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let mut body = good(provider);
-        token_fields(provider, &mut body).insert("refresh_hint".into(), json!({"x": [1, 2]}));
+        token_fields(&mut body).insert("refresh_hint".into(), json!({"x": [1, 2]}));
         let (result, _) = fetch(
             provider,
             ResponseTemplate::new(200).set_body_json(body),
@@ -660,8 +673,19 @@ async fn unknown_extra_fields_are_accepted() {
 
 #[tokio::test]
 async fn a_secret_echoed_in_a_refusal_message_is_masked() {
-    for provider in [Provider::PyngBilling, Provider::Autopay] {
-        let body = json!({"error": "invalid_client", "error_description": format!("bad secret {CANARY_SECRET}")});
+    for provider in Provider::all() {
+        // The spec's refusal example with the secret in its message.
+        let (mut body, _, message) = refusal(provider);
+        let echoed = Value::from(format!("bad secret {CANARY_SECRET}"));
+        let before = body.clone();
+        replace_members(
+            &mut body,
+            &[("error_description", echoed.clone()), ("message", echoed)],
+        );
+        assert_ne!(
+            body, before,
+            "{provider}: no message ({message}) to replace"
+        );
         let (result, _) = fetch(
             provider,
             ResponseTemplate::new(401).set_body_json(body),
@@ -673,69 +697,76 @@ async fn a_secret_echoed_in_a_refusal_message_is_masked() {
                 message: Some(message),
                 ..
             } => {
-                assert_eq!(message, "bad secret [REDACTED]")
+                assert_eq!(message, "bad secret [REDACTED]", "{provider}")
             }
-            other => panic!("{other:?}"),
+            other => panic!("{provider}: {other:?}"),
         }
     }
+}
+
+/// The providers whose spec puts the credentials in HTTP Basic (`basic`)
+/// or in the request body (`!basic`); never none of them.
+fn by_auth(basic: bool) -> Vec<Provider> {
+    let found: Vec<Provider> = Provider::all()
+        .filter(|p| matches!(p.spec().auth, Auth::Basic) == basic)
+        .collect();
+    assert!(!found.is_empty(), "no provider with basic = {basic}");
+    found
 }
 
 #[test]
 fn invalid_configuration_is_refused_when_built() {
     let ok_id = || Credentials::new(CLIENT_ID, CANARY_SECRET);
-    let cases: Vec<(Provider, &str, Credentials, &str)> = vec![
+    let mut cases: Vec<(Provider, &str, Credentials, &str)> = vec![
         (
-            Provider::Autopay,
+            provider("autopay"),
             "ftp://127.0.0.1/",
             ok_id(),
             "scheme `ftp`",
         ),
-        (Provider::Autopay, "not a url", ok_id(), "is not a URL"),
+        (provider("autopay"), "not a url", ok_id(), "is not a URL"),
         // Not a URL, so not shown: it may be a secret pasted in its place.
-        (Provider::Singapay, CANARY_SECRET, ok_id(), "is not a URL"),
+        (provider("singapay"), CANARY_SECRET, ok_id(), "is not a URL"),
         (
-            Provider::PyngBilling,
+            provider("pyng-billing"),
             "http://pyng.invalid",
             ok_id(),
             "plain http to a non-loopback host",
         ),
         (
-            Provider::Singapay,
+            provider("singapay"),
             "https://user:CANARY-SECRET-5f1e9a27@singapay.invalid",
             ok_id(),
             "username or password",
         ),
         (
-            Provider::PyngCheckout,
+            provider("pyng-checkout"),
             "https://pyng.invalid/?a=b",
             ok_id(),
             "query",
         ),
         (
-            Provider::PyngCheckout,
+            provider("pyng-checkout"),
             "https://pyng.invalid",
             Credentials::new("", CANARY_SECRET),
             "client id is empty",
         ),
         (
-            Provider::Autopay,
+            provider("autopay"),
             "https://autopay.invalid",
             Credentials::new(CLIENT_ID, ""),
             "client secret is empty",
         ),
-        (
-            Provider::PyngBilling,
-            "https://pyng.invalid",
-            Credentials::new("id:x", CANARY_SECRET),
-            "`:`",
-        ),
-        (
-            Provider::Singapay,
-            "https://singapay.invalid",
-            Credentials::new("id:x", CANARY_SECRET),
-            "`:`",
-        ),
     ];
+    // HTTP Basic cannot carry a `:` in the user name.
+    for provider in by_auth(true) {
+        cases.push((
+            provider,
+            "https://provider.invalid",
+            Credentials::new("id:x", CANARY_SECRET),
+            "`:`",
+        ));
+    }
     for (provider, url, credentials, expected) in cases {
         let (_, built) = build(provider, url, credentials, HttpOptions::default());
         let Err(err) = built else {
@@ -768,7 +799,7 @@ fn a_refused_base_url_is_shown_without_userinfo_query_or_fragment() {
         ),
     ] {
         let (_, built) = build(
-            Provider::PyngCheckout,
+            provider("pyng-checkout"),
             url,
             credentials(),
             HttpOptions::default(),
@@ -779,41 +810,160 @@ fn a_refused_base_url_is_shown_without_userinfo_query_or_fragment() {
 
 #[test]
 fn a_colon_in_the_client_id_is_fine_where_it_travels_in_json() {
-    let credentials = Credentials::new("id:with:colons", CANARY_SECRET);
-    let (_, built) = build(
-        Provider::Autopay,
-        "https://autopay.invalid",
+    for provider in by_auth(false) {
+        let credentials = Credentials::new("id:with:colons", CANARY_SECRET);
+        let (_, built) = build(
+            provider,
+            "https://provider.invalid",
+            credentials,
+            HttpOptions::default(),
+        );
+        assert!(built.is_ok(), "{provider}: {built:?}");
+    }
+}
+
+/// Builds `provider`'s source from its test config (the spec's example
+/// scopes and headers) changed by `edit`, and returns the Config error.
+fn refused(provider: Provider, edit: impl FnOnce(&mut paytokens::Config)) -> TokenError {
+    let credentials = Credentials::new(CLIENT_ID, CANARY_SECRET);
+    let mut config = common::config(
+        provider,
+        "https://provider.invalid",
         credentials,
         HttpOptions::default(),
     );
-    assert!(built.is_ok());
+    edit(&mut config);
+    let err = provider.source(config).expect_err("accepted");
+    assert_no_canary(&format!("{err:?} {err}"));
+    assert!(
+        matches!(&err, TokenError::Config { provider: p, .. } if *p == provider),
+        "{err:?}"
+    );
+    err
 }
 
 #[test]
 fn provider_specific_settings_are_checked_when_built() {
-    use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig};
-    use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
-    use paytokens::singapay::{Singapay, SingapayConfig};
-    let creds = || Credentials::new(CLIENT_ID, CANARY_SECRET);
-    let url = "https://provider.invalid";
-    let no_scopes = PyngBilling::new(PyngBillingConfig::new(url, creds(), []))
-        .err()
-        .unwrap();
-    assert!(no_scopes.to_string().contains("at least one scope"));
-    let spaced = PyngCheckout::new(PyngCheckoutConfig::new(url, creds(), ["a b"]))
-        .err()
-        .unwrap();
-    assert!(spaced.to_string().contains("not a valid scope token"));
-    for partner in ["", "has space", "new\nline"] {
-        let err = Singapay::new(SingapayConfig::new(url, creds(), partner))
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("partner id"), "{err}");
+    let mut checked = (0, 0, 0);
+    for provider in Provider::all() {
+        let spec = provider.spec();
+        if spec.default_base_url.is_none() {
+            let err = refused(provider, |c| c.base_url = None);
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid {provider} configuration: {provider} has no default host: set the \
+                     base URL"
+                )
+            );
+        }
+        if let Some(field) = &spec.scope {
+            checked.0 += 1;
+            if field.required {
+                let no_scopes = refused(provider, |c| c.scopes.clear());
+                assert!(
+                    no_scopes.to_string().contains("at least one scope"),
+                    "{no_scopes}"
+                );
+            }
+            let spaced = refused(provider, |c| c.scopes = vec!["a b".to_owned()]);
+            assert!(
+                spaced.to_string().contains("not a valid scope token"),
+                "{spaced}"
+            );
+            if let Some(declared) = field.declared {
+                checked.1 += 1;
+                let unknown = refused(provider, |c| c.scopes.push("not_declared".to_owned()));
+                let n = example_scopes(provider).len() + 1;
+                assert_eq!(
+                    unknown.to_string(),
+                    format!(
+                        "invalid {provider} configuration: scope {n} of {n} is not one of the \
+                         spec's: {}",
+                        declared.join(", ")
+                    )
+                );
+            }
+        }
+        for param in spec.headers {
+            checked.2 += 1;
+            if param.required {
+                let missing = refused(provider, |c| c.headers.clear());
+                assert!(
+                    missing
+                        .to_string()
+                        .contains(&format!("{provider} needs the {} header", param.name)),
+                    "{missing}"
+                );
+            }
+            for value in ["", "has space", "new\nline"] {
+                let err = refused(provider, |c| {
+                    for (name, old) in &mut c.headers {
+                        if name == param.name {
+                            *old = value.to_owned();
+                        }
+                    }
+                });
+                assert!(err.to_string().contains(param.name), "{err}");
+            }
+        }
+        // A header the spec does not declare is refused, whatever the provider.
+        let unknown = refused(provider, |c| {
+            c.headers
+                .push(("X-Not-Declared".to_owned(), "v".to_owned()));
+        });
+        assert!(
+            unknown
+                .to_string()
+                .contains("takes no `X-Not-Declared` header"),
+            "{unknown}"
+        );
     }
+    // The specs exercise every check: scopes, declared scopes, headers.
+    assert!(
+        checked.0 > 0 && checked.1 > 0 && checked.2 > 0,
+        "{checked:?}"
+    );
     let zero = HttpOptions {
         request_timeout: Duration::ZERO,
         ..HttpOptions::default()
     };
-    let (_, built) = build(Provider::Autopay, url, creds(), zero);
+    let url = "https://provider.invalid";
+    let creds = || Credentials::new(CLIENT_ID, CANARY_SECRET);
+    let (_, built) = build(provider("autopay"), url, creds(), zero);
     assert!(built.err().unwrap().to_string().contains("timeouts"));
+}
+
+#[test]
+fn scopes_for_a_provider_without_scopes_and_a_header_given_twice_are_refused() {
+    let credentials = || Credentials::new(CLIENT_ID, CANARY_SECRET);
+    let refused = |provider: Provider, config: paytokens::Config| {
+        let err = provider.source(config).unwrap_err();
+        assert_no_canary(&format!("{err:?} {err}"));
+        assert!(matches!(err, TokenError::Config { .. }), "{err:?}");
+        err.to_string()
+    };
+    let mut without_scopes = 0;
+    let mut with_headers = 0;
+    for provider in Provider::all() {
+        let spec = provider.spec();
+        let config = common::config(provider, "https://pay.invalid", credentials(), quick(1));
+        if spec.scope.is_none() {
+            without_scopes += 1;
+            let message = refused(provider, config.clone().scopes(["read"]));
+            assert!(message.contains("carries no scopes"), "{message}");
+        }
+        for param in spec.headers {
+            with_headers += 1;
+            let twice = config
+                .clone()
+                .header(param.name.to_lowercase(), "other-value");
+            let message = refused(provider, twice);
+            assert!(message.contains("header is given twice"), "{message}");
+        }
+    }
+    assert!(
+        without_scopes > 0 && with_headers > 0,
+        "the specs exercise neither check"
+    );
 }

@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{AUTOPAY_DOCUMENT_CLIENT, autopay_document_request, document_success, refusal};
-use paytokens::Provider;
+use common::{document_request, document_success, provider, refusal};
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -26,7 +25,7 @@ async fn serve(route: &str, body: serde_json::Value) -> MockServer {
 async fn pyng_billing_client_decodes_the_documented_token_response() {
     let server = serve(
         "/billing/oauth2/token",
-        document_success(Provider::PyngBilling),
+        document_success(provider("pyng-billing")),
     )
     .await;
     let client = pyng_billing_client::Client::new(
@@ -60,7 +59,7 @@ async fn pyng_checkout_client_decodes_the_documented_token_response() {
             "grant_type=client_credentials&scope=pyng_defined_scope",
         ))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngCheckout)),
+            ResponseTemplate::new(200).set_body_json(document_success(provider("pyng-checkout"))),
         )
         .expect(1)
         .mount(&server)
@@ -80,19 +79,23 @@ async fn pyng_checkout_client_decodes_the_documented_token_response() {
 
 #[tokio::test]
 async fn autopay_client_sends_constants_and_decodes_the_documented_response() {
+    // The document's example request, verbatim: its client id and secret.
+    let request = document_request(provider("autopay"));
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
-        .and(body_json(autopay_document_request()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::Autopay)))
+        .and(body_json(&request))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(document_success(provider("autopay"))),
+        )
         .expect(1)
         .mount(&server)
         .await;
     let client =
         autopay_client::Client::new(&server.uri(), autopay_client::ResponseGuard::new(64 * 1024));
     let body = autopay_client::types::TokenRequest {
-        client_id: AUTOPAY_DOCUMENT_CLIENT.0.to_owned(),
-        client_secret: autopay_client::Password::new(AUTOPAY_DOCUMENT_CLIENT.1),
+        client_id: request["client_id"].as_str().unwrap().to_owned(),
+        client_secret: autopay_client::Password::new(request["client_secret"].as_str().unwrap()),
         audience: Default::default(),
         grant_type: Default::default(),
     };
@@ -112,7 +115,7 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
         ))
         .and(body_json(json!({"grantType": "client_credentials"})))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(document_success(Provider::Singapay)),
+            ResponseTemplate::new(200).set_body_json(document_success(provider("singapay"))),
         )
         .expect(1)
         .mount(&server)
@@ -138,7 +141,7 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
 async fn singapay_client_types_the_documented_401_as_an_error_response() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(refusal(Provider::Singapay).0))
+        .respond_with(ResponseTemplate::new(401).set_body_json(refusal(provider("singapay")).0))
         .mount(&server)
         .await;
     let client = singapay_client::Client::new(

@@ -1,14 +1,20 @@
-//! Hostile responses: every case under `tests/fixtures/responses/<provider>/`
-//! is replayed over real HTTP on 127.0.0.1 through the public API (a
-//! `TokenCache` over the provider's source). The table below pins the
-//! expected outcome of every case; for each one, the canary secret and token
-//! must be absent from the result's Debug and Display and from everything
-//! traced at TRACE.
+//! Hostile responses, replayed over real HTTP on 127.0.0.1 through the
+//! public API (a `TokenCache` over the provider's source): every case under
+//! `tests/fixtures/responses/common/` for every registered provider, and the
+//! cases under `tests/fixtures/responses/<provider>/` (only that provider's
+//! real quirks) for it. The tables below pin the expected outcome of every
+//! case; for each one, the canary secret and token must be absent from the
+//! result's Debug and Display and from everything traced at TRACE.
 //!
-//! A case file is `status: N`, `header: name: value` lines, an optional
-//! `mode:` line, a blank line, then the body bytes. Modes: `huge N` (a body
-//! of N bytes), `token N` (an access token of N bytes), `drip` (the body one
-//! byte every 100 ms), `reset` (half the body, then a TCP reset).
+//! A case file is `status: N`, `header: name: value` lines, optional `mode:`
+//! and `shape:` lines, a blank line, then the body bytes. Modes: `huge N` (a
+//! body of N bytes), `token N` (an access token of N bytes), `drip` (the body
+//! one byte every 100 ms), `reset` (half the body, then a TCP reset). Shapes
+//! make one case fit every provider's answer, from its spec's examples:
+//! `token` (the body is an RFC 6749 token object, put where the provider's
+//! success example has its token object: Singapay's `data`) and `refusal`
+//! (the provider's error example, with the status numbers it holds set to the
+//! case's status).
 
 mod common;
 
@@ -33,7 +39,7 @@ enum Outcome {
 }
 use Outcome::*;
 
-/// The outcome of every case that every provider has.
+/// The outcome of every case in `common/`, for every provider.
 const COMMON: &[(&str, Outcome)] = &[
     ("ok-documented-shape", Minted),
     ("ok-bearer-lowercase", Minted),
@@ -92,28 +98,28 @@ const COMMON: &[(&str, Outcome)] = &[
     ("undocumented-201", Invalid),
 ];
 
-/// Cases only some providers have.
-const SPECIFIC: &[(Provider, &str, Outcome)] = &[
-    (Provider::PyngBilling, "missing-scope", Invalid),
-    (Provider::PyngBilling, "scope-number", Invalid),
-    (Provider::PyngCheckout, "missing-scope", Invalid),
-    (Provider::PyngCheckout, "scope-number", Invalid),
-    (Provider::Autopay, "ok-missing-scope", Minted),
-    (Provider::Autopay, "scope-number", Invalid),
-    (Provider::Singapay, "ok-expires-in-string", Minted),
-    (Provider::Singapay, "success-false-in-200", Invalid),
-    (Provider::Singapay, "success-true-without-data", Invalid),
-    (Provider::Singapay, "data-null", Invalid),
-    (Provider::Singapay, "status-field-disagrees", Invalid),
-    (Provider::Singapay, "missing-success", Invalid),
-    (Provider::Singapay, "refusal-without-error-object", Rejected),
+/// Cases only some providers have, by provider id.
+const SPECIFIC: &[(&str, &str, Outcome)] = &[
+    ("pyng-billing", "missing-scope", Invalid),
+    ("pyng-billing", "scope-number", Invalid),
+    ("pyng-checkout", "missing-scope", Invalid),
+    ("pyng-checkout", "scope-number", Invalid),
+    ("autopay", "ok-missing-scope", Minted),
+    ("autopay", "scope-number", Invalid),
+    ("singapay", "ok-expires-in-string", Minted),
+    ("singapay", "success-false-in-200", Invalid),
+    ("singapay", "success-true-without-data", Invalid),
+    ("singapay", "data-null", Invalid),
+    ("singapay", "status-field-disagrees", Invalid),
+    ("singapay", "missing-success", Invalid),
+    ("singapay", "refusal-without-error-object", Rejected),
 ];
 
 fn expected(provider: Provider, case: &str) -> Option<Outcome> {
     let common = COMMON.iter().find(|(c, _)| *c == case).map(|(_, o)| *o);
     let specific = SPECIFIC
         .iter()
-        .find(|(p, c, _)| *p == provider && *c == case)
+        .find(|(p, c, _)| *p == provider.id() && *c == case)
         .map(|(_, _, o)| *o);
     common.or(specific)
 }
@@ -122,6 +128,7 @@ struct Case {
     status: u16,
     headers: Vec<(String, String)>,
     mode: Option<String>,
+    shape: Option<String>,
     body: Vec<u8>,
 }
 
@@ -136,6 +143,7 @@ fn parse(path: &Path) -> Case {
         status: 0,
         headers: Vec::new(),
         mode: None,
+        shape: None,
         body: bytes[split + 2..].to_vec(),
     };
     for line in head.lines() {
@@ -147,23 +155,103 @@ fn parse(path: &Path) -> Case {
                 case.headers.push((name.to_owned(), value.to_owned()));
             }
             "mode" => case.mode = Some(value.to_owned()),
+            "shape" => case.shape = Some(value.to_owned()),
             other => panic!("{}: unknown head line {other}", path.display()),
         }
     }
     case
 }
 
-fn cases(provider: Provider) -> Vec<(String, PathBuf)> {
+/// The case files in `tests/fixtures/responses/<dir>/`, by name; none when
+/// the folder does not exist (a provider with no quirks).
+fn files_in(dir: &str) -> Vec<(String, PathBuf)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/responses")
-        .join(provider.id());
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
+        .join(dir);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
         .map(|e| e.unwrap().path())
         .map(|p| (p.file_stem().unwrap().to_string_lossy().into_owned(), p))
         .collect();
     files.sort();
     files
+}
+
+/// Every case replayed for `provider`: the common ones and its quirks.
+fn cases(provider: Provider) -> Vec<(String, PathBuf)> {
+    let mut cases = files_in("common");
+    cases.extend(files_in(provider.id()));
+    cases
+}
+
+/// The case's body in `provider`'s shape.
+fn shaped(provider: Provider, shape: Option<&str>, status: u16, body: Vec<u8>) -> Vec<u8> {
+    match shape {
+        None => body,
+        Some("refusal") => {
+            let (mut refusal, _, _) = refusal(provider);
+            replace_numbers(&mut refusal, &["status", "code"], status);
+            refusal.to_string().into_bytes()
+        }
+        Some("token") => {
+            // The success example with its token object replaced by a
+            // marker, then the marker by the case's bytes (which need not be
+            // valid JSON, or UTF-8).
+            const MARKER: &str = "\"@@TOKEN-OBJECT@@\"";
+            let mut envelope = document_success(provider);
+            if envelope.get("access_token").is_some() {
+                return body;
+            }
+            replace_token_object(&mut envelope);
+            let text = envelope.to_string();
+            let at = text.find(MARKER).expect("the example holds a token object");
+            [
+                &text.as_bytes()[..at],
+                &body,
+                &text.as_bytes()[at + MARKER.len()..],
+            ]
+            .concat()
+        }
+        Some(other) => panic!("unknown shape {other}"),
+    }
+}
+
+/// Replaces the object holding `access_token` with the marker string.
+fn replace_token_object(value: &mut serde_json::Value) -> bool {
+    let Some(members) = value.as_object_mut() else {
+        return false;
+    };
+    for member in members.values_mut() {
+        if member.get("access_token").is_some() {
+            *member = json!("@@TOKEN-OBJECT@@");
+            return true;
+        }
+        if replace_token_object(member) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Sets every number member named in `names`, anywhere, to `to`.
+fn replace_numbers(value: &mut serde_json::Value, names: &[&str], to: u16) {
+    match value {
+        serde_json::Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                if member.is_number() && names.contains(&key.as_str()) {
+                    *member = json!(to);
+                } else {
+                    replace_numbers(member, names, to);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter_mut().for_each(|i| replace_numbers(i, names, to));
+        }
+        _ => {}
+    }
 }
 
 /// A raw HTTP/1.1 server for what wiremock cannot do: a body that drips, or
@@ -207,7 +295,7 @@ async fn raw_server(body: Vec<u8>, reset: bool) -> String {
 
 /// Serves `case` and returns the base URL to fetch from.
 async fn serve(provider: Provider, case: Case, elsewhere: &str) -> (String, Option<MockServer>) {
-    let mut body = case.body;
+    let mut body = shaped(provider, case.shape.as_deref(), case.status, case.body);
     match case.mode.as_deref() {
         Some("drip") => return (raw_server(body, false).await, None),
         Some("reset") => return (raw_server(body, true).await, None),
@@ -271,7 +359,7 @@ async fn every_case_has_its_pinned_outcome_and_leaks_nothing() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let elsewhere = MockServer::start().await;
     let mut counts = Vec::new();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let cases = cases(provider);
         assert!(cases.len() >= 40, "{provider}: only {} cases", cases.len());
         for (name, path) in &cases {
@@ -306,18 +394,34 @@ async fn every_case_has_its_pinned_outcome_and_leaks_nothing() {
         "a redirect was followed"
     );
     // Every pinned case has its file.
+    // A provider's folder holds only its quirks: nothing that is common.
+    let common: Vec<String> = files_in("common").into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        common.len(),
+        COMMON.len(),
+        "common/ and the COMMON table differ"
+    );
+    for provider in Provider::all() {
+        for (name, _) in files_in(provider.id()) {
+            assert!(
+                !common.contains(&name),
+                "{provider}/{name} is also in common/"
+            );
+        }
+    }
     for (case, _) in COMMON {
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             assert!(
                 cases(provider).iter().any(|(n, _)| n == case),
                 "{provider}/{case} missing"
             );
         }
     }
-    for (provider, case, _) in SPECIFIC {
+    for (id, case, _) in SPECIFIC {
+        // `provider` panics on an id that is not a registered provider.
         assert!(
-            cases(*provider).iter().any(|(n, _)| n == case),
-            "{provider}/{case} missing"
+            cases(provider(id)).iter().any(|(n, _)| n == case),
+            "{id}/{case} missing"
         );
     }
     eprintln!("response corpus: {counts:?}");

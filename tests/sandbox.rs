@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::{CANARY_SECRET, assert_no_canary, assert_result_leaks_nothing, quick};
 use paytokens::TokenSource as _;
 use paytokens::sandbox::{Fault, RequestRecord, Sandbox, SandboxClient};
-use paytokens::{Credentials, ExposeSecret, HttpOptions, Provider, TokenCache, TokenError};
+use paytokens::{
+    Adapter as _, AnySource, Config, Credentials, ExposeSecret, HttpOptions, Provider, Source,
+    TokenCache, TokenError,
+};
 
 /// A source for `provider` against the sandbox with `credentials`.
 fn source(
@@ -18,19 +21,22 @@ fn source(
     provider: Provider,
     credentials: Credentials,
     http: HttpOptions,
-) -> common::AnySource {
+) -> AnySource {
     let (_, built) = common::build(provider, &sandbox.base_url(provider), credentials, http);
     built.unwrap()
 }
 
-fn demo_source(sandbox: &Sandbox, provider: Provider) -> common::AnySource {
-    source(sandbox, provider, sandbox.credentials(provider), quick(1))
+/// A source for `provider`'s demo client: the sandbox's whole config for it.
+fn demo_source(sandbox: &Sandbox, provider: Provider) -> AnySource {
+    provider
+        .source(sandbox.config(provider).http(quick(1)))
+        .unwrap()
 }
 
 #[tokio::test]
 async fn every_provider_mints_a_token_for_its_demo_client() {
     let sandbox = Sandbox::start().await.unwrap();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let token = demo_source(&sandbox, provider).fetch().await.unwrap();
         assert_eq!(token.provider(), provider);
         assert!(token.secret().expose_secret().starts_with("sbx_"));
@@ -42,25 +48,34 @@ async fn every_provider_mints_a_token_for_its_demo_client() {
 #[tokio::test]
 async fn a_wrong_secret_is_rejected_in_each_providers_shape() {
     let sandbox = Sandbox::start().await.unwrap();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let client = sandbox.client(provider);
         let wrong = Credentials::new(client.client_id, CANARY_SECRET);
         let err = source(&sandbox, provider, wrong, quick(1))
             .fetch()
             .await
             .unwrap_err();
-        let expected = match provider {
-            Provider::Autopay => ("access_denied", "Unauthorized"),
-            Provider::Singapay => ("401", "Invalid credentials"),
-            _ => ("invalid_client", "Client authentication failed"),
+        // The provider's shape: the code and message of its spec's refusal
+        // example, which for the four documents are these.
+        let (_, code, message) = common::refusal(provider);
+        let documented = match provider.id() {
+            "autopay" => Some(("access_denied", "Unauthorized")),
+            "singapay" => Some(("401", "Invalid credentials")),
+            "pyng-billing" | "pyng-checkout" => {
+                Some(("invalid_client", "Client authentication failed"))
+            }
+            _ => None,
         };
+        if let Some(documented) = documented {
+            assert_eq!((code.as_str(), message.as_str()), documented, "{provider}");
+        }
         assert_eq!(
             err,
             TokenError::Rejected {
                 provider,
                 status: 401,
-                code: Some(expected.0.into()),
-                message: Some(expected.1.into())
+                code: Some(code),
+                message: Some(message)
             }
         );
         assert_eq!(sandbox.mints(provider), 0);
@@ -69,21 +84,20 @@ async fn a_wrong_secret_is_rejected_in_each_providers_shape() {
 
 #[tokio::test]
 async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
-    use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
+    use paytokens::pyng_billing::{PyngBilling, Scope};
     let sandbox = Sandbox::start().await.unwrap();
-    let mut reader = SandboxClient::demo(Provider::PyngBilling);
+    let billing = PyngBilling::provider();
+    let mut reader = SandboxClient::demo(billing);
     reader.client_id = "reader".into();
     reader.granted_scopes = vec!["billing:customers:read".into()];
-    sandbox.add_client(Provider::PyngBilling, reader.clone());
+    sandbox.add_client(billing, reader.clone());
     let credentials = Credentials::new("reader", reader.client_secret.clone());
     let config = |scopes: Vec<Scope>| {
-        let mut config = PyngBillingConfig::new(
-            sandbox.base_url(Provider::PyngBilling),
-            credentials.clone(),
-            scopes,
-        );
-        config.http = quick(1);
-        PyngBilling::new(config).unwrap()
+        let config = Config::new(credentials.clone())
+            .base_url(sandbox.base_url(billing))
+            .scopes(scopes)
+            .http(quick(1));
+        Source::<PyngBilling>::new(config).unwrap()
     };
 
     let granted = config(vec![Scope::BillingCustomersRead])
@@ -99,20 +113,23 @@ async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
         matches!(err, TokenError::Rejected { status: 400, code: Some(ref c), .. } if c == "invalid_scope"),
         "{err:?}"
     );
-    assert_eq!(sandbox.mints_for(Provider::PyngBilling, "reader"), 1);
+    assert_eq!(sandbox.mints_for(billing, "reader"), 1);
 }
 
 #[tokio::test]
 async fn singapay_refuses_a_wrong_partner_id() {
-    use paytokens::singapay::{Singapay, SingapayConfig};
+    use paytokens::singapay::Singapay;
     let sandbox = Sandbox::start().await.unwrap();
-    let mut config = SingapayConfig::new(
-        sandbox.base_url(Provider::Singapay),
-        sandbox.credentials(Provider::Singapay),
-        "not-the-partner",
-    );
-    config.http = quick(1);
-    let err = Singapay::new(config).unwrap().fetch().await.unwrap_err();
+    let singapay = Singapay::provider();
+    let config = Config::new(sandbox.credentials(singapay))
+        .base_url(sandbox.base_url(singapay))
+        .header("X-PARTNER-ID", "not-the-partner")
+        .http(quick(1));
+    let err = Source::<Singapay>::new(config)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, TokenError::Rejected { status: 401, .. }),
         "{err:?}"
@@ -122,7 +139,7 @@ async fn singapay_refuses_a_wrong_partner_id() {
 #[tokio::test]
 async fn injected_faults_produce_each_error_class() {
     let sandbox = Sandbox::start().await.unwrap();
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         type Expect = fn(&TokenError) -> bool;
         let cases: [(Fault, Expect); 5] = [
             (Fault::Status(503), |e| {
@@ -163,31 +180,27 @@ async fn injected_faults_produce_each_error_class() {
 #[tokio::test]
 async fn a_transient_fault_is_retried_to_success() {
     let sandbox = Sandbox::start().await.unwrap();
-    sandbox.inject(Provider::Autopay, Fault::Status(502), 2);
-    let token = source(
-        &sandbox,
-        Provider::Autopay,
-        sandbox.credentials(Provider::Autopay),
-        quick(3),
-    )
-    .fetch()
-    .await
-    .unwrap();
-    assert_eq!(token.provider(), Provider::Autopay);
-    assert_eq!(sandbox.mints(Provider::Autopay), 1);
+    let autopay = common::provider("autopay");
+    sandbox.inject(autopay, Fault::Status(502), 2);
+    let token = source(&sandbox, autopay, sandbox.credentials(autopay), quick(3))
+        .fetch()
+        .await
+        .unwrap();
+    assert_eq!(token.provider(), autopay);
+    assert_eq!(sandbox.mints(autopay), 1);
 }
 
 #[tokio::test]
 async fn a_second_round_through_the_cache_mints_nothing() {
-    use paytokens::autopay::{Autopay, AutopayConfig};
+    use paytokens::autopay::Autopay;
     let sandbox = Sandbox::start().await.unwrap();
-    let mut config = AutopayConfig::new(sandbox.credentials(Provider::Autopay));
-    config.base_url = sandbox.base_url(Provider::Autopay);
-    let cache = TokenCache::new(Autopay::new(config).unwrap());
+    let autopay = Autopay::provider();
+    let config = Config::new(sandbox.credentials(autopay)).base_url(sandbox.base_url(autopay));
+    let cache = TokenCache::new(Source::<Autopay>::new(config).unwrap());
     for _ in 0..100 {
         cache.token().await.unwrap();
     }
-    assert_eq!(sandbox.mints(Provider::Autopay), 1);
+    assert_eq!(sandbox.mints(autopay), 1);
 }
 
 /// Collects what the sandbox reports through [`Sandbox::on_request`].
@@ -202,17 +215,18 @@ fn record_requests(sandbox: &Sandbox) -> Arc<Mutex<Vec<RequestRecord>>> {
 async fn the_request_log_has_one_line_per_answer_and_never_a_secret_or_token() {
     let sandbox = Sandbox::start().await.unwrap();
     let records = record_requests(&sandbox);
+    let by_id = common::provider;
 
-    let token = demo_source(&sandbox, Provider::PyngBilling)
+    let token = demo_source(&sandbox, by_id("pyng-billing"))
         .fetch()
         .await
         .unwrap();
-    let autopay_id = sandbox.client(Provider::Autopay).client_id;
+    let autopay_id = sandbox.client(by_id("autopay")).client_id;
     let wrong_secret = Credentials::new(autopay_id, CANARY_SECRET);
     let unknown_id = Credentials::new("nobody", CANARY_SECRET);
     for (provider, credentials) in [
-        (Provider::Autopay, wrong_secret),
-        (Provider::PyngCheckout, unknown_id),
+        (by_id("autopay"), wrong_secret),
+        (by_id("pyng-checkout"), unknown_id),
     ] {
         let result = source(&sandbox, provider, credentials, quick(1))
             .fetch()
@@ -222,8 +236,8 @@ async fn the_request_log_has_one_line_per_answer_and_never_a_secret_or_token() {
             "{result:?}"
         );
     }
-    sandbox.inject(Provider::Singapay, Fault::Status(503), 1);
-    let faulted = demo_source(&sandbox, Provider::Singapay).fetch().await;
+    sandbox.inject(by_id("singapay"), Fault::Status(503), 1);
+    let faulted = demo_source(&sandbox, by_id("singapay")).fetch().await;
     assert!(faulted.is_err());
 
     let records = records.lock().unwrap().clone();
@@ -251,16 +265,109 @@ async fn the_request_log_has_one_line_per_answer_and_never_a_secret_or_token() {
 #[tokio::test]
 async fn a_new_request_callback_replaces_the_previous_one() {
     let sandbox = Sandbox::start().await.unwrap();
+    let autopay = common::provider("autopay");
     let first = record_requests(&sandbox);
-    demo_source(&sandbox, Provider::Autopay)
-        .fetch()
-        .await
-        .unwrap();
+    demo_source(&sandbox, autopay).fetch().await.unwrap();
     let second = record_requests(&sandbox);
-    demo_source(&sandbox, Provider::Autopay)
-        .fetch()
-        .await
-        .unwrap();
+    demo_source(&sandbox, autopay).fetch().await.unwrap();
     assert_eq!(first.lock().unwrap().len(), 1);
     assert_eq!(second.lock().unwrap().len(), 1);
+}
+
+/// Sends `provider`'s request example to the sandbox as its demo client
+/// would, with `edit` applied to the body first; returns the status and the
+/// RFC 6749 `error` code or Singapay's `error.code`-style answer as JSON.
+async fn raw_request(
+    sandbox: &Sandbox,
+    provider: Provider,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) -> (u16, serde_json::Value) {
+    let spec = provider.spec();
+    let client = SandboxClient::demo(provider);
+    let serde_json::Value::Object(mut body) = common::document_request(provider) else {
+        panic!("{provider}: the request example is not an object");
+    };
+    edit(&mut body);
+    let url = format!("{}{}", sandbox.base_url(provider), spec.path);
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("content-type", spec.content_type);
+    request = if spec.content_type == "application/x-www-form-urlencoded" {
+        let pairs: Vec<(String, String)> = body
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+            .collect();
+        request.body(serde_urlencoded::to_string(pairs).unwrap())
+    } else {
+        request.body(serde_json::Value::Object(body).to_string())
+    };
+    if spec.auth == paytokens::Auth::Basic {
+        request = request.basic_auth(
+            &client.client_id,
+            Some(client.client_secret.expose_secret()),
+        );
+    }
+    for (name, value) in &client.headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// The refusal's `error` member, where the provider's error shape has a
+/// string code (RFC 6749).
+fn error_code(body: &serde_json::Value) -> Option<&str> {
+    body.get("error").and_then(|e| e.as_str())
+}
+
+#[tokio::test]
+async fn refusals_carry_the_rfc_6749_codes() {
+    let sandbox = Sandbox::start().await.unwrap();
+    for provider in Provider::all() {
+        let spec = provider.spec();
+        let grant = spec
+            .constants
+            .iter()
+            .find(|(name, _)| name.replace('_', "").eq_ignore_ascii_case("granttype"))
+            .map(|(name, _)| *name)
+            .unwrap_or_else(|| panic!("{provider}: no grant type constant"));
+        // The example as it is: minted.
+        let (status, _) = raw_request(&sandbox, provider, |_| {}).await;
+        assert_eq!(status, 200, "{provider}: the request example");
+        // A missing grant type is an invalid request, a wrong one unsupported.
+        let (status, body) = raw_request(&sandbox, provider, |b| {
+            b.remove(grant);
+        })
+        .await;
+        assert_eq!(status, 400, "{provider}: no {grant}");
+        if let Some(code) = error_code(&body) {
+            assert_eq!(code, "invalid_request", "{provider}: no {grant}");
+        }
+        let (status, body) = raw_request(&sandbox, provider, |b| {
+            b.insert(grant.to_owned(), "password".into());
+            // Another constant wrong too: the grant type is reported.
+            for (name, _) in spec.constants.iter().filter(|(n, _)| *n != grant) {
+                b.insert((*name).to_owned(), "wrong".into());
+            }
+        })
+        .await;
+        assert_eq!(status, 400, "{provider}: wrong {grant}");
+        if let Some(code) = error_code(&body) {
+            assert_eq!(code, "unsupported_grant_type", "{provider}: wrong {grant}");
+        }
+        // Credentials the spec puts in the body, missing: unauthorized.
+        if let paytokens::Auth::Body {
+            client_id,
+            client_secret,
+        } = spec.auth
+        {
+            let (status, _) = raw_request(&sandbox, provider, |b| {
+                b.remove(client_id);
+                b.remove(client_secret);
+            })
+            .await;
+            assert_eq!(status, 401, "{provider}: no credentials in the body");
+        }
+    }
 }

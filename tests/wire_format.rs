@@ -9,11 +9,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
-use paytokens::autopay::{Autopay, AutopayConfig};
-use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
-use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
-use paytokens::singapay::{Singapay, SingapayConfig};
-use paytokens::{Credentials, ExposeSecret, Provider, TokenError, TokenSource, TokenType};
+use paytokens::autopay::Autopay;
+use paytokens::pyng_billing::{PyngBilling, Scope};
+use paytokens::pyng_checkout::PyngCheckout;
+use paytokens::singapay::Singapay;
+use paytokens::{
+    Adapter as _, Auth, Config, Credentials, ExposeSecret, Provider, Source, TokenError,
+    TokenSource, TokenType,
+};
 use serde_json::json;
 use wiremock::matchers::{body_json, body_string, header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -48,16 +51,18 @@ async fn pyng_basic_auth_matches_the_document_example() {
             "authorization",
             "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(good(Provider::PyngBilling)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(good(PyngBilling::provider())))
         .expect(1)
         .mount(&server)
         .await;
-    let config = PyngBillingConfig::new(
-        server.uri(),
-        Credentials::new("s6BhdRkqt3", "gX1fBat3bV"),
-        [Scope::BillingCustomersInvite],
-    );
-    PyngBilling::new(config).unwrap().fetch().await.unwrap();
+    let config = Config::new(Credentials::new("s6BhdRkqt3", "gX1fBat3bV"))
+        .base_url(server.uri())
+        .scopes([Scope::BillingCustomersInvite]);
+    Source::<PyngBilling>::new(config)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -70,16 +75,18 @@ async fn pyng_billing_sends_the_documented_form_request() {
         .and(body_string(
             "grant_type=client_credentials&scope=billing%3Acustomers%3Ainvite+billing%3Acustomers%3Aread+billing%3Abatches%3Asubmit+billing%3Abatches%3Aread",
         ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngBilling)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(PyngBilling::provider())))
         .expect(1)
         .mount(&server)
         .await;
-    let config = PyngBillingConfig::new(
-        server.uri(),
-        Credentials::new(CLIENT_ID, CANARY_SECRET),
-        Scope::ALL,
-    );
-    let token = PyngBilling::new(config).unwrap().fetch().await.unwrap();
+    let config = Config::new(Credentials::new(CLIENT_ID, CANARY_SECRET))
+        .base_url(server.uri())
+        .scopes(Scope::ALL);
+    let token = Source::<PyngBilling>::new(config)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
     assert_eq!(token.secret().expose_secret(), "access_token_example");
     assert_eq!(token.token_type(), TokenType::Bearer);
     assert_eq!(token.lifetime(), Duration::from_secs(900));
@@ -92,7 +99,8 @@ async fn pyng_billing_sends_the_documented_form_request() {
             "billing:batches:read"
         ]
     );
-    assert_eq!(token.provider(), Provider::PyngBilling);
+    assert_eq!(token.provider(), PyngBilling::provider());
+    assert_eq!(token.provider().id(), "pyng-billing");
     let request = only_request(&server).await;
     let pair = format!("{CLIENT_ID}:{CANARY_SECRET}");
     let expected = format!("Basic {}", STANDARD.encode(pair));
@@ -116,17 +124,19 @@ async fn pyng_checkout_sends_the_documented_form_request() {
             "grant_type=client_credentials&scope=pyng_defined_scope",
         ))
         .respond_with(
-            ResponseTemplate::new(200).set_body_json(document_success(Provider::PyngCheckout)),
+            ResponseTemplate::new(200).set_body_json(document_success(PyngCheckout::provider())),
         )
         .expect(1)
         .mount(&server)
         .await;
-    let config = PyngCheckoutConfig::new(
-        server.uri(),
-        Credentials::new("s6BhdRkqt3", "gX1fBat3bV"),
-        ["pyng_defined_scope"],
-    );
-    let token = PyngCheckout::new(config).unwrap().fetch().await.unwrap();
+    let config = Config::new(Credentials::new("s6BhdRkqt3", "gX1fBat3bV"))
+        .base_url(server.uri())
+        .scopes(["pyng_defined_scope"]);
+    let token = Source::<PyngCheckout>::new(config)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
     assert_eq!(
         token.scopes(),
         ["pyng_granted_scope_1", "pyng_granted_scope_2"]
@@ -136,19 +146,40 @@ async fn pyng_checkout_sends_the_documented_form_request() {
 
 #[tokio::test]
 async fn autopay_sends_the_documented_json_request_without_authorization() {
+    let autopay = Autopay::provider();
+    let request = document_request(autopay);
+    // The document's example credentials, where the spec puts them.
+    let Auth::Body {
+        client_id,
+        client_secret,
+    } = autopay.spec().auth
+    else {
+        panic!("autopay: the spec does not put the credentials in the body")
+    };
+    let id = request[client_id].as_str().unwrap();
+    let secret = request[client_secret].as_str().unwrap();
+    assert_eq!(id, "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA");
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .and(header("content-type", "application/json"))
-        .and(body_json(autopay_document_request()))
-        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(Provider::Autopay)))
+        .and(body_json(json!({
+            "client_id": id,
+            "client_secret": secret,
+            "audience": "https://api.autopay.io",
+            "grant_type": "client_credentials"
+        })))
+        .and(body_json(&request))
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(autopay)))
         .expect(1)
         .mount(&server)
         .await;
-    let (id, secret) = AUTOPAY_DOCUMENT_CLIENT;
-    let mut config = AutopayConfig::new(Credentials::new(id, secret));
-    config.base_url = server.uri();
-    let token = Autopay::new(config).unwrap().fetch().await.unwrap();
+    let config = Config::new(Credentials::new(id, secret)).base_url(server.uri());
+    let token = Source::<Autopay>::new(config)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap();
     assert_eq!(
         token.secret().expose_secret(),
         "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ"
@@ -161,35 +192,41 @@ async fn autopay_sends_the_documented_json_request_without_authorization() {
 
 #[tokio::test]
 async fn autopay_defaults_to_its_documented_host() {
-    let config = AutopayConfig::new(Credentials::new(CLIENT_ID, CANARY_SECRET));
-    assert_eq!(config.base_url, "https://api-auth.autopay.io");
+    let config = Config::new(Credentials::new(CLIENT_ID, CANARY_SECRET));
+    assert_eq!(config.base_url, None);
+    let source = Source::<Autopay>::new(config).unwrap();
+    assert_eq!(source.cache_key().base_url, "https://api-auth.autopay.io");
 }
 
 #[tokio::test]
 async fn singapay_sends_basic_auth_partner_id_and_grant_type() {
+    let singapay = Singapay::provider();
+    // The spec's example partner id.
+    let partner_id = example_headers(singapay)
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("x-partner-id"))
+        .map(|(_, value)| value)
+        .expect("singapay: the spec declares X-PARTNER-ID");
+    assert_eq!(partner_id, "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9");
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/v1.0/access-token/b2b"))
         .and(header("content-type", "application/json"))
         .and(header("accept", "application/json"))
-        .and(header("x-partner-id", PARTNER_ID))
+        .and(header("x-partner-id", partner_id.as_str()))
         .and(header(
             "authorization",
             "Basic czZCaGRSa3F0MzpnWDFmQmF0M2JW",
         ))
         .and(body_json(json!({"grantType": "client_credentials"})))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(document_success(Provider::Singapay)),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(document_success(singapay)))
         .expect(1)
         .mount(&server)
         .await;
-    let config = SingapayConfig::new(
-        server.uri(),
-        Credentials::new("s6BhdRkqt3", "gX1fBat3bV"),
-        PARTNER_ID,
-    );
-    let source = Singapay::new(config).unwrap();
+    let config = Config::new(Credentials::new("s6BhdRkqt3", "gX1fBat3bV"))
+        .base_url(server.uri())
+        .header("X-PARTNER-ID", partner_id.as_str());
+    let source = Source::<Singapay>::new(config).unwrap();
     let token = source.fetch().await.unwrap();
     assert_eq!(token.lifetime(), Duration::from_secs(3600));
     assert!(token.scopes().is_empty());
@@ -201,9 +238,11 @@ async fn singapay_sends_basic_auth_partner_id_and_grant_type() {
 
 #[tokio::test]
 async fn singapay_expires_in_as_number_is_accepted() {
-    let body = success(Provider::Singapay, CANARY_TOKEN, "Bearer", json!(3600));
+    let singapay = Singapay::provider();
+    let body = success(singapay, CANARY_TOKEN, "Bearer", json!(3600));
+    assert_eq!(find_member(&body, "expires_in"), Some(&json!(3600)));
     let server = answer(200, body).await;
-    let source = source(Provider::Singapay, &server.uri(), quick(1));
+    let source = source(singapay, &server.uri(), quick(1));
     let token = source.fetch().await.unwrap();
     assert_eq!(token.lifetime(), Duration::from_secs(3600));
 }
@@ -211,7 +250,7 @@ async fn singapay_expires_in_as_number_is_accepted() {
 #[tokio::test]
 async fn token_type_is_compared_case_insensitively() {
     for token_type in ["bearer", "BEARER", "Bearer"] {
-        for provider in Provider::ALL {
+        for provider in Provider::all() {
             let body = success(provider, CANARY_TOKEN, token_type, json!(60));
             let server = answer(200, body).await;
             let token = source(provider, &server.uri(), quick(1)).fetch().await;
@@ -222,7 +261,7 @@ async fn token_type_is_compared_case_insensitively() {
 
 #[tokio::test]
 async fn every_documented_error_example_is_rejected_with_code_and_message() {
-    for provider in Provider::ALL {
+    for provider in Provider::all() {
         let (body, code, message) = refusal(provider);
         let server = answer(401, body).await;
         let err = source(provider, &server.uri(), quick(3))
@@ -234,8 +273,8 @@ async fn every_documented_error_example_is_rejected_with_code_and_message() {
             TokenError::Rejected {
                 provider,
                 status: 401,
-                code: Some(code.to_owned()),
-                message: Some(message.to_owned()),
+                code: Some(code.clone()),
+                message: Some(message.clone()),
             }
         );
         assert!(!err.is_retryable());
@@ -254,12 +293,12 @@ async fn expiry_is_measured_from_when_the_request_was_sent() {
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(200)
-                .set_body_json(good(Provider::Autopay))
+                .set_body_json(good(Autopay::provider()))
                 .set_delay(Duration::from_millis(150)),
         )
         .mount(&server)
         .await;
-    let source = source(Provider::Autopay, &server.uri(), quick(1));
+    let source = source(Autopay::provider(), &server.uri(), quick(1));
     let before = tokio::time::Instant::now();
     let token = source.fetch().await.unwrap();
     let after = tokio::time::Instant::now();
@@ -274,8 +313,8 @@ async fn expiry_is_measured_from_when_the_request_was_sent() {
 
 #[tokio::test]
 async fn authorization_header_is_bearer_and_sensitive() {
-    let server = answer(200, good(Provider::PyngCheckout)).await;
-    let token = source(Provider::PyngCheckout, &server.uri(), quick(1))
+    let server = answer(200, good(PyngCheckout::provider())).await;
+    let token = source(PyngCheckout::provider(), &server.uri(), quick(1))
         .fetch()
         .await
         .unwrap();

@@ -4,122 +4,81 @@
 //! a string (`"3600"`) although documented as a number: both are accepted.
 //!
 //! ```no_run
-//! use paytokens::singapay::{Singapay, SingapayConfig};
-//! use paytokens::{Credentials, TokenSource};
+//! use paytokens::singapay::Singapay;
+//! use paytokens::{Config, Credentials, Source, TokenSource};
 //!
 //! # async fn run() -> Result<(), paytokens::TokenError> {
-//! let config = SingapayConfig::new(
-//!     "https://your-singapay-host",
-//!     Credentials::new("client-id", "client-secret"),
-//!     "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9",
-//! );
-//! let token = Singapay::new(config)?.fetch().await?;
+//! let config = Config::new(Credentials::new("client-id", "client-secret"))
+//!     .base_url("https://your-singapay-host")
+//!     .header("X-PARTNER-ID", "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9");
+//! let token = Source::<Singapay>::new(config)?.fetch().await?;
 //! println!("{token}");
 //! # Ok(()) }
 //! ```
 
-use singapay_client::types::{ExpiresIn, TokenRequest, TokenRequestGrantType};
+use paytokens_runtime::{ErrorResponse, Grant, Lifetime, Refusal, TokenResponse};
+use singapay_client::types::{ErrorResponse as Body, ExpiresIn, TokenResponse as Wrapper};
 
-use crate::config::Check;
-use crate::exchange::{Exchange, Grant, Lifetime, attempt};
-use crate::source::impl_token_source;
-use crate::{AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError};
+/// Singapay: its own answer and error shapes, mapped here.
+pub struct Singapay;
 
-/// Configuration of a [`Singapay`] source.
-#[derive(Clone, Debug)]
-pub struct SingapayConfig {
-    /// Singapay's API host (no default: the document names none).
-    pub base_url: String,
-    /// Client id and secret, sent as HTTP Basic.
-    pub credentials: Credentials,
-    /// The `X-PARTNER-ID` header: the api_key from the merchant dashboard.
-    pub partner_id: String,
-    /// Timeouts, limits and retries.
-    pub http: HttpOptions,
+impl crate::Adapter for Singapay {
+    type Client = singapay_client::Client;
+    type Success = Answer;
+    type Refusal = Error;
 }
 
-impl SingapayConfig {
-    /// A configuration with default [`HttpOptions`].
-    pub fn new(
-        base_url: impl Into<String>,
-        credentials: Credentials,
-        partner_id: impl Into<String>,
-    ) -> Self {
-        Self {
-            base_url: base_url.into(),
-            credentials,
-            partner_id: partner_id.into(),
-            http: HttpOptions::default(),
+/// A 200 answer: a token only when `success` is true, `status` agrees with
+/// HTTP and `data` is present.
+pub struct Answer(Wrapper);
+
+impl From<Wrapper> for Answer {
+    fn from(wrapper: Wrapper) -> Self {
+        Self(wrapper)
+    }
+}
+
+impl TokenResponse for Answer {
+    fn into_grant(self) -> Result<Grant, String> {
+        let Wrapper {
+            success,
+            status,
+            data,
+        } = self.0;
+        if !success {
+            return Err("success is false in an HTTP 200 response".into());
+        }
+        if status != 200 {
+            return Err(format!("status field is {status}, HTTP status is 200"));
+        }
+        let data = data.ok_or("success is true but `data` is missing")?;
+        Ok(Grant {
+            access_token: data.access_token,
+            token_type: data.token_type,
+            expires_in: match data.expires_in {
+                ExpiresIn::Int64(seconds) => Lifetime::Seconds(seconds),
+                ExpiresIn::String(text) => Lifetime::Text(text),
+            },
+            scope: None,
+        })
+    }
+}
+
+/// An error answer: `error.code` and `error.message`, when present.
+pub struct Error(Body);
+
+impl From<Body> for Error {
+    fn from(body: Body) -> Self {
+        Self(body)
+    }
+}
+
+impl ErrorResponse for Error {
+    fn into_refusal(self) -> Refusal {
+        let detail = self.0.error;
+        Refusal {
+            code: detail.as_ref().and_then(|d| d.code).map(|c| c.to_string()),
+            message: detail.and_then(|d| d.message),
         }
     }
 }
-
-/// Tokens from Singapay.
-pub struct Singapay {
-    exchange: Exchange,
-    key: CacheKey,
-    partner_id: String,
-}
-
-impl Singapay {
-    /// Checks the configuration and builds the source.
-    pub fn new(config: SingapayConfig) -> Result<Self, TokenError> {
-        let provider = Provider::Singapay;
-        let exchange = Exchange::new(
-            provider,
-            &config.base_url,
-            &config.credentials,
-            &config.http,
-            true,
-        )?;
-        Check(provider).header_value("partner id", &config.partner_id)?;
-        Ok(Self {
-            key: exchange.cache_key(&[], None, Some(config.partner_id.clone())),
-            exchange,
-            partner_id: config.partner_id,
-        })
-    }
-
-    async fn attempt(&self) -> Result<AccessToken, TokenError> {
-        let x = &self.exchange;
-        let body = TokenRequest {
-            grant_type: TokenRequestGrantType::ClientCredentials,
-        };
-        attempt!(
-            x,
-            singapay_client,
-            |client| client.request_token(&self.partner_id, &body),
-            |wrapper, sent| {
-                if !wrapper.success {
-                    return Err(x.invalid(200, "success is false in an HTTP 200 response"));
-                }
-                if wrapper.status != 200 {
-                    let problem = format!("status field is {}, HTTP status is 200", wrapper.status);
-                    return Err(x.invalid(200, &problem));
-                }
-                let Some(data) = wrapper.data else {
-                    return Err(x.invalid(200, "success is true but `data` is missing"));
-                };
-                let expires_in = match &data.expires_in {
-                    ExpiresIn::Int64(seconds) => Lifetime::Seconds(*seconds),
-                    ExpiresIn::String(text) => Lifetime::Text(text),
-                };
-                x.token(
-                    sent,
-                    Grant {
-                        access_token: data.access_token,
-                        token_type: &data.token_type,
-                        expires_in,
-                        scope: None,
-                    },
-                )
-            },
-            |refusal| match refusal.error {
-                Some(detail) => (detail.code.map(|c| c.to_string()), detail.message),
-                None => (None, None),
-            },
-        )
-    }
-}
-
-impl_token_source!(Singapay);

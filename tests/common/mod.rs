@@ -1,130 +1,140 @@
-//! Test harness shared by the integration tests: one description per
-//! provider (route, success and refusal bodies, how to build its source
-//! against a server on 127.0.0.1), canary credentials, and leak checks.
+//! Test harness shared by the integration tests, derived from the specs:
+//! each provider's route, success and refusal bodies come from its spec's
+//! `document` examples, and its source is built from the spec's request
+//! example (scopes) and header parameter examples, so a new provider is
+//! covered by every test that runs over `Provider::all()`. Also: canary
+//! credentials and leak checks.
 #![allow(dead_code)] // each test file uses part of it
 
 use std::time::Duration;
 
-use paytokens::autopay::{Autopay, AutopayConfig};
-use paytokens::pyng_billing::{PyngBilling, PyngBillingConfig, Scope};
-use paytokens::pyng_checkout::{PyngCheckout, PyngCheckoutConfig};
-use paytokens::singapay::{Singapay, SingapayConfig};
-use paytokens::{
-    AccessToken, CacheKey, Credentials, HttpOptions, Provider, TokenError, TokenSource,
-};
-use serde_json::{Value, json};
+use paytokens::{AnySource, Config, Credentials, HttpOptions, Provider, TokenError};
+use serde_json::Value;
 
 /// A client secret that must never appear in any output.
 pub const CANARY_SECRET: &str = "CANARY-SECRET-5f1e9a27";
 /// An access token that must never appear in any output.
 pub const CANARY_TOKEN: &str = "CANARY-TOKEN-c0ffee42d00d";
 pub const CLIENT_ID: &str = "client-4711";
-pub const PARTNER_ID: &str = "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9";
-pub const CHECKOUT_SCOPE: &str = "pyng_defined_scope";
+
+/// A provider by id.
+pub fn provider(id: &str) -> Provider {
+    id.parse().unwrap()
+}
 
 /// The token endpoint path of each provider.
 pub fn route(provider: Provider) -> &'static str {
-    match provider {
-        Provider::PyngBilling => "/billing/oauth2/token",
-        Provider::PyngCheckout => "/checkout/oauth2/token",
-        Provider::Autopay => "/oauth/token",
-        Provider::Singapay => "/api/v1.0/access-token/b2b",
-    }
+    provider.spec().path
 }
 
-/// A success body in the provider's own shape.
-pub fn success(provider: Provider, token: &str, token_type: &str, expires_in: Value) -> Value {
-    match provider {
-        Provider::PyngBilling | Provider::PyngCheckout => json!({
-            "access_token": token, "token_type": token_type,
-            "expires_in": expires_in, "scope": "granted_a granted_b"
-        }),
-        Provider::Autopay => json!({
-            "access_token": token, "token_type": token_type,
-            "expires_in": expires_in, "scope": "customer_club"
-        }),
-        Provider::Singapay => json!({
-            "status": 200, "success": true,
-            "data": {"access_token": token, "token_type": token_type, "expires_in": expires_in}
-        }),
-    }
+/// A spec example, parsed.
+fn example(text: Option<&str>, provider: Provider, what: &str) -> Value {
+    let text = text.unwrap_or_else(|| panic!("{provider}: the spec has no {what} example"));
+    serde_json::from_str(text).unwrap()
 }
 
-/// The provider document's own example success response, verbatim.
-pub fn document_success(provider: Provider) -> Value {
-    match provider {
-        Provider::PyngBilling => json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 900,
-            "scope": "billing:customers:invite billing:customers:read billing:batches:submit billing:batches:read"
-        }),
-        Provider::PyngCheckout => json!({
-            "access_token": "access_token_example",
-            "token_type": "Bearer",
-            "expires_in": 3600,
-            "scope": "pyng_granted_scope_1 pyng_granted_scope_2"
-        }),
-        Provider::Autopay => json!({
-            "access_token": "exxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxQ",
-            "scope": "customer_club",
-            "expires_in": 86400,
-            "token_type": "Bearer"
-        }),
-        Provider::Singapay => json!({
-            "status": 200,
-            "success": true,
-            "data": {
-                "access_token": "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9{...}",
-                "token_type": "Bearer",
-                "expires_in": "3600"
+/// Replaces, anywhere in `value`, each member named in `with`.
+pub fn replace_members(value: &mut Value, with: &[(&str, Value)]) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members.iter_mut() {
+                match with.iter().find(|(name, _)| name == key) {
+                    Some((_, new)) => *member = new.clone(),
+                    None => replace_members(member, with),
+                }
             }
-        }),
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| replace_members(i, with)),
+        _ => {}
     }
 }
 
-/// The Autopay document's example request: its client id and secret.
-pub const AUTOPAY_DOCUMENT_CLIENT: (&str, &str) = (
-    "kWmliLIrb79QfsF9r3vJE4xrKMcdcrrA",
-    "7xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxg",
-);
+/// The first member named `name` anywhere in `value`.
+pub fn find_member<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
+    match value {
+        Value::Object(members) => members
+            .get(name)
+            .or_else(|| members.values().find_map(|v| find_member(v, name))),
+        Value::Array(items) => items.iter().find_map(|v| find_member(v, name)),
+        _ => None,
+    }
+}
 
-/// The Autopay document's example request body, verbatim.
-pub fn autopay_document_request() -> Value {
-    json!({
-        "client_id": AUTOPAY_DOCUMENT_CLIENT.0,
-        "client_secret": AUTOPAY_DOCUMENT_CLIENT.1,
-        "audience": "https://api.autopay.io",
-        "grant_type": "client_credentials"
-    })
+/// The provider's success body (its spec's example) with this token, type
+/// and lifetime.
+pub fn success(provider: Provider, token: &str, token_type: &str, expires_in: Value) -> Value {
+    let mut body = document_success(provider);
+    replace_members(
+        &mut body,
+        &[
+            ("access_token", Value::from(token)),
+            ("token_type", Value::from(token_type)),
+            ("expires_in", expires_in),
+        ],
+    );
+    body
+}
+
+/// The spec's example success response, verbatim.
+pub fn document_success(provider: Provider) -> Value {
+    example(provider.spec().examples.success, provider, "success")
+}
+
+/// The spec's example request body, verbatim.
+pub fn document_request(provider: Provider) -> Value {
+    example(provider.spec().examples.request, provider, "request")
 }
 
 /// A well-formed success body with the canary token.
 pub fn good(provider: Provider) -> Value {
-    success(provider, CANARY_TOKEN, "Bearer", json!(3600))
+    success(provider, CANARY_TOKEN, "Bearer", Value::from(3600))
 }
 
-/// The provider's documented refusal (its example 401 body), and the code and
+/// The spec's example refusal (its 4XX example body), and the code and
 /// message a [`TokenError::Rejected`] should carry.
-pub fn refusal(provider: Provider) -> (Value, &'static str, &'static str) {
-    match provider {
-        Provider::PyngBilling | Provider::PyngCheckout => (
-            json!({"error": "invalid_client", "error_description": "Client authentication failed"}),
-            "invalid_client",
-            "Client authentication failed",
-        ),
-        Provider::Autopay => (
-            json!({"error": "access_denied", "error_description": "Unauthorized"}),
-            "access_denied",
-            "Unauthorized",
-        ),
-        Provider::Singapay => (
-            json!({"status": 401, "success": false,
-                   "error": {"code": 401, "message": "Invalid credentials"}}),
-            "401",
-            "Invalid credentials",
+pub fn refusal(provider: Provider) -> (Value, String, String) {
+    let body = example(provider.spec().examples.refusal, provider, "refusal");
+    let text = |name: &str| match find_member(&body, name) {
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(Value::Number(number)) => Some(number.to_string()),
+        _ => None,
+    };
+    let code = text("error").or_else(|| text("code")).unwrap();
+    let message = text("error_description")
+        .or_else(|| text("message"))
+        .unwrap();
+    (body, code, message)
+}
+
+/// The scopes of the spec's request example, where the request carries
+/// scopes.
+pub fn example_scopes(provider: Provider) -> Vec<String> {
+    let Some(field) = &provider.spec().scope else {
+        return Vec::new();
+    };
+    let request = document_request(provider);
+    match request.get(field.property) {
+        Some(Value::String(scopes)) => scopes.split_whitespace().map(str::to_owned).collect(),
+        _ => panic!(
+            "{provider}: the request example has no `{}`",
+            field.property
         ),
     }
+}
+
+/// The spec's header parameter examples (Singapay's `X-PARTNER-ID`).
+pub fn example_headers(provider: Provider) -> Vec<(String, String)> {
+    provider
+        .spec()
+        .headers
+        .iter()
+        .map(|param| {
+            let value = param
+                .example
+                .unwrap_or_else(|| panic!("{provider}: header {} has no example", param.name));
+            (param.name.to_owned(), value.to_owned())
+        })
+        .collect()
 }
 
 /// HTTP options for tests: short timeout, no retries unless asked, tiny backoff.
@@ -139,36 +149,20 @@ pub fn quick(max_attempts: u32) -> HttpOptions {
     http
 }
 
-/// Any provider's source, so a test can run over all four.
-pub enum AnySource {
-    PyngBilling(PyngBilling),
-    PyngCheckout(PyngCheckout),
-    Autopay(Autopay),
-    Singapay(Singapay),
-}
-
-impl TokenSource for AnySource {
-    fn provider(&self) -> Provider {
-        self.cache_key().provider
-    }
-
-    fn cache_key(&self) -> &CacheKey {
-        match self {
-            AnySource::PyngBilling(s) => s.cache_key(),
-            AnySource::PyngCheckout(s) => s.cache_key(),
-            AnySource::Autopay(s) => s.cache_key(),
-            AnySource::Singapay(s) => s.cache_key(),
-        }
-    }
-
-    async fn fetch(&self) -> Result<AccessToken, TokenError> {
-        match self {
-            AnySource::PyngBilling(s) => s.fetch().await,
-            AnySource::PyngCheckout(s) => s.fetch().await,
-            AnySource::Autopay(s) => s.fetch().await,
-            AnySource::Singapay(s) => s.fetch().await,
-        }
-    }
+/// The config of `provider` at `base_url`: the spec's example scopes and
+/// header values.
+pub fn config(
+    provider: Provider,
+    base_url: &str,
+    credentials: Credentials,
+    http: HttpOptions,
+) -> Config {
+    let mut config = Config::new(credentials)
+        .base_url(base_url)
+        .scopes(example_scopes(provider))
+        .http(http);
+    config.headers = example_headers(provider);
+    config
 }
 
 /// The config of `provider` pointing at `base_url`, as its Debug text and
@@ -179,45 +173,8 @@ pub fn build(
     credentials: Credentials,
     http: HttpOptions,
 ) -> (String, Result<AnySource, TokenError>) {
-    match provider {
-        Provider::PyngBilling => {
-            let mut config = PyngBillingConfig::new(
-                base_url,
-                credentials,
-                [Scope::BillingCustomersRead, Scope::BillingBatchesSubmit],
-            );
-            config.http = http;
-            (
-                format!("{config:?}"),
-                PyngBilling::new(config).map(AnySource::PyngBilling),
-            )
-        }
-        Provider::PyngCheckout => {
-            let mut config = PyngCheckoutConfig::new(base_url, credentials, [CHECKOUT_SCOPE]);
-            config.http = http;
-            (
-                format!("{config:?}"),
-                PyngCheckout::new(config).map(AnySource::PyngCheckout),
-            )
-        }
-        Provider::Autopay => {
-            let mut config = AutopayConfig::new(credentials);
-            config.base_url = base_url.to_owned();
-            config.http = http;
-            (
-                format!("{config:?}"),
-                Autopay::new(config).map(AnySource::Autopay),
-            )
-        }
-        Provider::Singapay => {
-            let mut config = SingapayConfig::new(base_url, credentials, PARTNER_ID);
-            config.http = http;
-            (
-                format!("{config:?}"),
-                Singapay::new(config).map(AnySource::Singapay),
-            )
-        }
-    }
+    let config = config(provider, base_url, credentials, http);
+    (format!("{config:?}"), provider.source(config))
 }
 
 /// A source for `provider` at `base_url` with the canary secret.
@@ -236,7 +193,9 @@ pub fn assert_no_canary(text: &str) {
 }
 
 /// Checks Debug and Display of a fetch result for canaries.
-pub fn assert_result_leaks_nothing(result: &Result<AccessToken, TokenError>) {
+pub fn assert_result_leaks_nothing<T: std::fmt::Debug + std::fmt::Display>(
+    result: &Result<T, TokenError>,
+) {
     match result {
         Ok(token) => {
             assert_no_canary(&format!("{token:?}"));
