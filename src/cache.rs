@@ -194,6 +194,27 @@ impl CachedToken {
             inner: Held::Owned(entry),
         }
     }
+
+    /// Whether `self` and `other` are the same cached token (the same
+    /// mint), not merely equal values.
+    pub fn is_same(&self, other: &CachedToken) -> bool {
+        std::ptr::eq::<AccessToken>(&**self, &**other)
+    }
+}
+
+/// A clone holds the token by reference count, not through the `arc_swap`
+/// guard: keep clones across `.await`s and for as long as needed.
+impl Clone for CachedToken {
+    fn clone(&self) -> Self {
+        match &self.inner {
+            Held::Owned(entry) => Self::owned(Arc::clone(entry)),
+            Held::Borrowed(guard) => match guard.as_ref() {
+                Some(entry) => Self::owned(Arc::clone(entry)),
+                // Borrowed is only built from a guard holding an entry.
+                None => unreachable!("a borrowed CachedToken always holds an entry"),
+            },
+        }
+    }
 }
 
 impl std::ops::Deref for CachedToken {

@@ -31,9 +31,12 @@
 //! | (none, the default) | every provider's [`Source`], [`TokenCache`], the typed errors |
 //! | `sandbox` | [`sandbox`]: an offline sandbox of every provider's token endpoint (axum on 127.0.0.1), for your own tests |
 //! | `cli` | the `paytokens` command-line tool (includes `sandbox`) |
+//! | `reqwest-middleware` | [`Bearer`] is a `reqwest_middleware::Middleware`: attaches the token to requests for its origins, handles a 401 once |
+//! | `tower` | [`BearerLayer`]: the same for `http::Request` services (hyper clients, tonic-style stacks) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod bearer;
 mod cache;
 mod clock;
 mod config;
@@ -47,6 +50,10 @@ pub mod sandbox;
 mod source;
 mod token;
 
+pub use bearer::{Bearer, InvalidOrigin};
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub use bearer::{BearerError, BearerLayer, BearerService, RetryBody};
 pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, Credentials, HttpOptions, RetryPolicy};
