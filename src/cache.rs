@@ -18,6 +18,11 @@
 //!   before the provider is asked again: no retry storm.
 //! - **Mint budget**: at most `max_mints` fetches per credential per window;
 //!   past it, [`TokenError::MintBudgetExhausted`] without calling the provider.
+//! - **Metrics** through the [`metrics`] facade (the application installs a
+//!   recorder; none is installed here), emitted where fetches start, end or
+//!   are refused and where a token is invalidated: never on the hit path
+//!   (hits are requests minus mints). Labels are the provider id only, never
+//!   a client id, secret or token. See [`metric_names`].
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, Weak};
@@ -31,6 +36,29 @@ use tracing::Instrument;
 
 use crate::clock::{Clock, SystemClock};
 use crate::{AccessToken, CacheKey, Provider, TokenError, TokenSource};
+
+/// The names of the metrics the cache emits (documented in the README's
+/// metrics table). Every one has the label `provider` (the provider id).
+pub(crate) mod metric_names {
+    /// Counter: each fetch the cache started, by `outcome` (`minted` or the
+    /// error class), and each it refused (`budget_exhausted`).
+    pub const MINTS: &str = "paytokens_mints_total";
+    /// Counter: each failed fetch or refused one, by error `class`.
+    pub const REFRESH_FAILURES: &str = "paytokens_refresh_failures_total";
+    /// Histogram: how long each fetch took (retries included), in seconds.
+    pub const REFRESH_DURATION: &str = "paytokens_refresh_duration_seconds";
+    /// Gauge: fetches left in the credential's budget, after each take.
+    pub const BUDGET_REMAINING: &str = "paytokens_mint_budget_remaining";
+    /// Gauge: the lifetime left of the token just minted, in seconds.
+    pub const EXPIRES_IN: &str = "paytokens_token_expires_in_seconds";
+    /// Gauge: the Unix time at which the token just minted expires.
+    pub const EXPIRY_TIMESTAMP: &str = "paytokens_token_expiry_timestamp_seconds";
+    /// Counter: tokens dropped by [`TokenCache::invalidate`](crate::TokenCache::invalidate).
+    pub const UNAUTHORIZED_INVALIDATIONS: &str = "paytokens_unauthorized_invalidations_total";
+}
+
+/// The `provider` label: the id, a `&'static str` (no allocation).
+const PROVIDER: &str = "provider";
 
 /// When to refresh, how to back off, and how many mints to allow.
 ///
@@ -329,8 +357,11 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
             .as_ref()
             .is_some_and(|e| std::ptr::eq(&e.token, token))
         {
-            tracing::debug!(target: "paytokens::cache", provider = %self.key().provider, "invalidated");
+            let provider = self.key().provider;
+            tracing::debug!(target: "paytokens::cache", %provider, "invalidated");
             self.state.entry.store(None);
+            metrics::counter!(metric_names::UNAUTHORIZED_INVALIDATIONS, PROVIDER => provider.id())
+                .increment(1);
         }
     }
 }
@@ -386,13 +417,27 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
 
     /// Starts the one fetch, within the budget.
     fn start(self: &Arc<Self>, flight: &mut Flight, now: Instant) -> Result<Mint, TokenError> {
-        if let Err(err) = self.budget.take(now, self.source.provider()) {
-            tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
-                max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
-                "mint budget exhausted; not calling the provider");
-            flight.retry_at = Some(now + err.retry_after().unwrap_or(self.policy.retry_initial));
-            flight.last_error = Some(err.clone());
-            return Err(err);
+        let id = self.source.provider().id();
+        match self.budget.take(now, self.source.provider()) {
+            Ok(remaining) => {
+                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id)
+                    .set(f64::from(remaining));
+            }
+            Err(err) => {
+                tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
+                    max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
+                    "mint budget exhausted; not calling the provider");
+                let class = error_kind(&err);
+                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id).set(0.0);
+                metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => class)
+                    .increment(1);
+                metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => class)
+                    .increment(1);
+                flight.retry_at =
+                    Some(now + err.retry_after().unwrap_or(self.policy.retry_initial));
+                flight.last_error = Some(err.clone());
+                return Err(err);
+            }
         }
         let state = Arc::clone(self);
         let task = tokio::spawn(async move { state.mint().await });
@@ -424,7 +469,13 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             %provider, outcome = tracing::field::Empty, latency_ms = tracing::field::Empty);
         let started = std::time::Instant::now();
         let result = self.source.fetch().instrument(span.clone()).await;
-        span.record("latency_ms", started.elapsed().as_millis() as u64);
+        let elapsed = started.elapsed();
+        span.record("latency_ms", elapsed.as_millis() as u64);
+        let id = provider.id();
+        metrics::histogram!(metric_names::REFRESH_DURATION, PROVIDER => id)
+            .record(elapsed.as_secs_f64());
+        let outcome = result.as_ref().map_or_else(error_kind, |_| "minted");
+        metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => outcome).increment(1);
         let now = self.clock.now();
         let mut flight = self.lock_flight();
         flight.running = None;
@@ -436,6 +487,16 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 let skew = now.saturating_duration_since(Instant::now());
                 let expires_at = token.expires_at() + skew;
                 let refresh_at = self.policy.refresh_at(token.lifetime(), expires_at);
+                // At most the lifetime: the cache's clock is coarse.
+                let left = expires_at
+                    .saturating_duration_since(now)
+                    .min(token.lifetime());
+                metrics::gauge!(metric_names::EXPIRES_IN, PROVIDER => id).set(left.as_secs_f64());
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                metrics::gauge!(metric_names::EXPIRY_TIMESTAMP, PROVIDER => id)
+                    .set((unix + left).as_secs_f64());
                 let entry = Arc::new(Entry {
                     token,
                     refresh_at,
@@ -448,7 +509,9 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 Ok(entry)
             }
             Err(err) => {
-                span.record("outcome", error_kind(&err));
+                span.record("outcome", outcome);
+                metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => outcome)
+                    .increment(1);
                 flight.failures = flight.failures.saturating_add(1);
                 let wait = self.policy.backoff(flight.failures, &err);
                 flight.retry_at = Some(now + wait);
@@ -532,8 +595,9 @@ impl Budget {
         budget
     }
 
-    /// Records one mint at `now`, or says how long until one is allowed.
-    fn take(&self, now: Instant, provider: Provider) -> Result<(), TokenError> {
+    /// Records one mint at `now` and says how many are left in the window,
+    /// or says how long until one is allowed.
+    fn take(&self, now: Instant, provider: Provider) -> Result<u32, TokenError> {
         let mut mints = self.mints.lock().unwrap_or_else(PoisonError::into_inner);
         while mints
             .front()
@@ -543,7 +607,8 @@ impl Budget {
         }
         if mints.len() < self.max_mints as usize {
             mints.push_back(now);
-            return Ok(());
+            let left = (self.max_mints as usize).saturating_sub(mints.len());
+            return Ok(u32::try_from(left).unwrap_or(u32::MAX));
         }
         let oldest = mints.front().copied().unwrap_or(now);
         Err(TokenError::MintBudgetExhausted {

@@ -7,6 +7,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
+use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -16,6 +17,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use paytokens_runtime::{Auth, Grant, Lifetime, Refusal};
 
@@ -107,7 +109,15 @@ impl Exchange {
     /// Runs `attempt` until it succeeds, fails for good, or the retry policy
     /// is spent. Only [`TokenError::Transient`] is retried; a `Retry-After`
     /// replaces the backoff delay, and one above the cap ends the retries.
-    pub(crate) async fn with_retries<F, Fut>(&self, attempt: F) -> Result<AccessToken, TokenError>
+    ///
+    /// Each attempt runs in a `token_request` span with the fields
+    /// `provider` (the id), `attempt` (1-based), `status` (the HTTP status,
+    /// when there was a response) and, when a retry follows, `retry_in_ms`.
+    /// Never a credential or token.
+    pub(crate) async fn with_retries<F, Fut>(
+        &self,
+        mut attempt: F,
+    ) -> Result<AccessToken, TokenError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<AccessToken, TokenError>>,
@@ -119,7 +129,31 @@ impl Exchange {
             .with_max_times(policy.max_attempts.saturating_sub(1) as usize)
             .with_jitter();
         let cap = policy.max_retry_after;
-        attempt
+        // The span of the attempt that just ended, for `notify` to record
+        // the retry delay on: a mutex (never contended) keeps the future Send.
+        let last_span = std::sync::Mutex::new(tracing::Span::none());
+        let mut number: u32 = 0;
+        let provider = self.provider;
+        let traced = || {
+            number += 1;
+            let span = tracing::info_span!(
+                "token_request",
+                %provider,
+                attempt = number,
+                status = tracing::field::Empty,
+                retry_in_ms = tracing::field::Empty,
+            );
+            *last_span.lock().unwrap_or_else(PoisonError::into_inner) = span.clone();
+            let attempt = attempt();
+            async move {
+                let result = attempt.instrument(span.clone()).await;
+                if let Some(status) = status_of(&result) {
+                    span.record("status", status);
+                }
+                result
+            }
+        };
+        traced
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(TokenError::is_retryable)
@@ -130,12 +164,17 @@ impl Exchange {
                 (Some(delay), None) => Some(delay),
             })
             .notify(|err, delay| {
-                tracing::warn!(
-                    provider = %self.provider,
-                    error = %err,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "token request failed; retrying"
-                );
+                let span = last_span.lock().unwrap_or_else(PoisonError::into_inner);
+                let retry_in_ms = delay.as_millis() as u64;
+                span.record("retry_in_ms", retry_in_ms);
+                span.in_scope(|| {
+                    tracing::warn!(
+                        provider = %self.provider,
+                        error = %err,
+                        retry_in_ms,
+                        "token request failed; retrying"
+                    );
+                });
             })
             .await
     }
@@ -342,6 +381,19 @@ impl Exchange {
             .filter(|c| !c.is_control())
             .take(MAX_MESSAGE_CHARS)
             .collect()
+    }
+}
+
+/// The HTTP status an attempt's outcome came with: 200 for a token (the
+/// only status a token is accepted with), the error's status otherwise
+/// (none for a failure on the wire).
+fn status_of(result: &Result<AccessToken, TokenError>) -> Option<u16> {
+    match result {
+        Ok(_) => Some(200),
+        Err(TokenError::Rejected { status, .. }) => Some(*status),
+        Err(TokenError::Transient { status, .. }) => *status,
+        Err(TokenError::InvalidResponse { status, .. }) => Some(*status).filter(|s| *s != 0),
+        Err(_) => None,
     }
 }
 
