@@ -6,6 +6,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
@@ -13,8 +14,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use paytokens::sandbox::Sandbox;
 use paytokens::{
-    Config, Credentials, ExposeSecret, HeaderParam, Provider, SecretString, TokenCache, TokenError,
-    TokenSource,
+    Bearer, Config, Credentials, ExposeSecret, HeaderParam, Provider, SecretString, TokenCache,
+    TokenError, TokenSource,
 };
 
 const EXIT_CODES: &str = "\
@@ -618,8 +619,107 @@ async fn demo() -> Result<(), Failure> {
         format_latency(second),
         minted_again
     );
+    protected_api(&sandbox, &caches).await?;
     sandbox.shutdown();
     Ok(())
+}
+
+/// The demo's last part: each provider's protected API called through the
+/// reqwest-middleware over that provider's cache, before and after the
+/// sandbox revokes its tokens. What the API answered comes from the
+/// sandbox's request log; one line per provider:
+/// `autopay        200 -> revoked -> 401 -> 1 refresh -> 200 (mints 1 -> 2)`.
+async fn protected_api(
+    sandbox: &Sandbox,
+    caches: &[TokenCache<paytokens::AnySource>],
+) -> Result<(), Failure> {
+    let answers: Arc<Mutex<Vec<(Provider, u16)>>> = Arc::default();
+    let log = Arc::clone(&answers);
+    sandbox.on_request(move |record| {
+        if record.path.ends_with("/api/protected") {
+            let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            log.push((record.provider, record.status));
+        }
+    });
+    let origin = format!("http://{}", sandbox.addr());
+    println!(
+        "\nProtected API through the middleware, revoking each provider's tokens between two \
+         calls:"
+    );
+    for cache in caches {
+        let provider = cache.key().provider;
+        let bearer = Bearer::new(cache.clone(), [origin.as_str()])
+            .map_err(|e| Failure::usage(format!("cannot attach tokens to the sandbox: {e}")))?;
+        let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(bearer)
+            .build();
+        let url = sandbox.api_url(provider);
+        let statuses = |answers: &Mutex<Vec<(Provider, u16)>>| {
+            let mut answers = answers.lock().unwrap_or_else(PoisonError::into_inner);
+            let mine: Vec<u16> = answers
+                .iter()
+                .filter(|(p, _)| *p == provider)
+                .map(|(_, status)| *status)
+                .collect();
+            answers.retain(|(p, _)| *p != provider);
+            mine
+        };
+        let first = call(&client, &url).await?;
+        let before = statuses(&answers);
+        sandbox.revoke(provider);
+        let mints = sandbox.mints(provider);
+        let second = call(&client, &url).await?;
+        let after = statuses(&answers);
+        let refreshes = sandbox.mints(provider) - mints;
+        let show = |statuses: &[u16]| {
+            statuses
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" -> ")
+        };
+        let retried = match after.as_slice() {
+            [401, last] => format!("401 -> {refreshes} refresh -> {last}"),
+            other => format!("{} ({refreshes} refresh)", show(other)),
+        };
+        println!(
+            "{:<14} {} -> revoked -> {retried} (mints {mints} -> {})",
+            provider.id(),
+            show(&before),
+            sandbox.mints(provider)
+        );
+        if first != 200 || second != 200 {
+            return Err(Failure {
+                code: TRANSIENT,
+                message: format!(
+                    "{provider}'s protected API answered {first}, then {second}; expected 200 both \
+                     times"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// One call of a protected API through the middleware: the final status.
+async fn call(
+    client: &reqwest_middleware::ClientWithMiddleware,
+    url: &str,
+) -> Result<u16, Failure> {
+    match client.get(url).send().await {
+        Ok(response) => Ok(response.status().as_u16()),
+        Err(reqwest_middleware::Error::Middleware(err)) => match err.downcast::<TokenError>() {
+            Ok(token_error) => Err(token_error.into()),
+            Err(other) => Err(Failure {
+                code: TRANSIENT,
+                message: format!("the middleware failed: {other}"),
+            }),
+        },
+        Err(reqwest_middleware::Error::Reqwest(err)) => Err(Failure {
+            code: TRANSIENT,
+            message: format!("calling the sandbox's protected API failed: {err}"),
+        }),
+    }
 }
 
 fn format_latency(latency: Duration) -> String {

@@ -27,6 +27,16 @@
 //! `/singapay/api/v1.0/access-token/b2b`, ...), so one server stands in for
 //! all of them and [`Sandbox::base_url`] gives the base URL to configure.
 //!
+//! Each provider also has a protected API, `/<id>/api/protected`
+//! ([`Sandbox::api_url`]): a resource that accepts `Authorization: Bearer
+//! <token>` only for a token this sandbox minted for that provider, not
+//! revoked ([`Sandbox::revoke`], [`Sandbox::revoke_token`]) and not expired,
+//! and answers `401` with `WWW-Authenticate: Bearer error="invalid_token"`
+//! otherwise. `?scope=<s>` requires a scope of the token (`403
+//! insufficient_scope`). It is what to point a client that attaches tokens
+//! at in tests: revoke, and the next call gets the 401 a real API sends for
+//! a token it no longer accepts.
+//!
 //! [`Sandbox::on_request`] reports every answered request as a
 //! [`RequestRecord`], one line each, never with a credential or token:
 //!
@@ -34,6 +44,8 @@
 //! pyng-billing POST /pyng-billing/billing/oauth2/token -> 200 minted
 //! autopay POST /autopay/oauth/token -> 401 refused: wrong client secret
 //! singapay POST /singapay/api/v1.0/access-token/b2b -> 503 injected fault
+//! autopay GET /autopay/api/protected -> 200 authorized
+//! autopay GET /autopay/api/protected -> 401 refused: revoked token
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -45,16 +57,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, on};
+use axum::routing::{MethodFilter, any, on};
 use base64::Engine as _;
 use paytokens_runtime::Auth;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::{Config, Credentials, Provider};
 
@@ -144,8 +157,11 @@ pub struct RequestRecord {
     pub path: String,
     /// The status of the answer.
     pub status: u16,
-    /// `minted`, `injected fault`, or `refused: ` and why (`unknown client
-    /// id`, `wrong client secret`, `wrong partner id`, ...).
+    /// At a token endpoint: `minted`, `injected fault`, or `refused: ` and
+    /// why (`unknown client id`, `wrong client secret`, `wrong partner id`,
+    /// ...). At the protected API: `authorized`, or `refused: ` and why (`no
+    /// bearer token`, `unknown token`, `revoked token`, `expired token`,
+    /// `token of another provider`, `insufficient scope`).
     pub outcome: String,
 }
 
@@ -166,6 +182,7 @@ impl fmt::Display for RequestRecord {
 #[derive(Clone)]
 enum Outcome {
     Minted,
+    Authorized,
     Fault,
     Refused(String),
 }
@@ -174,6 +191,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Minted => f.write_str("minted"),
+            Outcome::Authorized => f.write_str("authorized"),
             Outcome::Fault => f.write_str("injected fault"),
             Outcome::Refused(why) => write!(f, "refused: {why}"),
         }
@@ -193,8 +211,20 @@ struct Shared {
     clients: HashMap<Provider, Vec<SandboxClient>>,
     mints: HashMap<(Provider, String), usize>,
     requests: HashMap<Provider, usize>,
+    api_requests: HashMap<Provider, usize>,
+    /// Every token minted, by its value.
+    issued: HashMap<String, Issued>,
     faults: HashMap<Provider, VecDeque<Fault>>,
     on_request: Option<OnRequest>,
+}
+
+/// A token the sandbox minted: what the protected API checks.
+struct Issued {
+    provider: Provider,
+    client_id: String,
+    scopes: Vec<String>,
+    expires_at: Instant,
+    revoked: bool,
 }
 
 type AppState = Arc<Mutex<Shared>>;
@@ -313,6 +343,67 @@ impl Sandbox {
         self.lock().requests.get(&provider).copied().unwrap_or(0)
     }
 
+    /// The URL of `provider`'s protected API, e.g.
+    /// `http://127.0.0.1:PORT/autopay/api/protected` (any method). It
+    /// answers `200` with `{"provider": "<id>", "scope": "<granted scopes>"}`
+    /// to `Authorization: Bearer <token>` for a token this sandbox minted for
+    /// `provider`, not revoked and not expired; `401` with `WWW-Authenticate:
+    /// Bearer error="invalid_token"` to an unknown, revoked, expired or
+    /// another provider's token (without `error` when no bearer token was
+    /// sent, as RFC 6750 says). Add `?scope=<s>` (several separated by
+    /// spaces) to require scopes: `403` with `error="insufficient_scope"`
+    /// when the token was not granted one of them. A provider whose tokens
+    /// carry no scopes (Singapay) ignores `scope`.
+    pub fn api_url(&self, provider: Provider) -> String {
+        format!("{}/api/protected", self.base_url(provider))
+    }
+
+    /// Requests `provider`'s protected API received, whatever their outcome.
+    pub fn api_requests(&self, provider: Provider) -> usize {
+        self.lock()
+            .api_requests
+            .get(&provider)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Revokes every token minted for `provider` so far: the protected API
+    /// refuses them from now on (`401 invalid_token`). Returns how many were
+    /// revoked (tokens already revoked are not counted again).
+    pub fn revoke(&self, provider: Provider) -> usize {
+        self.revoke_where(|issued| issued.provider == provider)
+    }
+
+    /// Revokes every token minted for one client of `provider` so far;
+    /// returns how many.
+    pub fn revoke_client(&self, provider: Provider, client_id: &str) -> usize {
+        self.revoke_where(|issued| issued.provider == provider && issued.client_id == client_id)
+    }
+
+    /// Revokes one token; `false` when the sandbox never minted it or it
+    /// was already revoked.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        match self.lock().issued.get_mut(token) {
+            Some(issued) if !issued.revoked => {
+                issued.revoked = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn revoke_where(&self, mut which: impl FnMut(&Issued) -> bool) -> usize {
+        let mut shared = self.lock();
+        let mut revoked = 0;
+        for issued in shared.issued.values_mut() {
+            if !issued.revoked && which(issued) {
+                issued.revoked = true;
+                revoked += 1;
+            }
+        }
+        revoked
+    }
+
     /// Queues `fault` for the next `times` requests to `provider`.
     pub fn inject(&self, provider: Provider, fault: Fault, times: usize) {
         let mut shared = self.lock();
@@ -321,8 +412,8 @@ impl Sandbox {
     }
 
     /// Calls `callback` with a [`RequestRecord`] for every request to a
-    /// token endpoint, once its answer is ready (before it is sent), faults
-    /// included. Replaces the previous callback. The callback runs on the
+    /// token endpoint or a protected API, once its answer is ready (before
+    /// it is sent), faults included. Replaces the previous callback. The callback runs on the
     /// server's tasks: keep it short (print a line, push to a channel).
     pub fn on_request(&self, callback: impl Fn(&RequestRecord) + Send + Sync + 'static) {
         self.lock().on_request = Some(Arc::new(callback));
@@ -354,7 +445,8 @@ impl Drop for Sandbox {
 }
 
 /// One route per registered provider, at `/<id><path>` with the spec's
-/// method, all served by [`token_endpoint`].
+/// method, all served by [`token_endpoint`]; and its protected API at
+/// `/<id>/api/protected`, served by [`protected_api`].
 fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for provider in Provider::all() {
@@ -367,6 +459,10 @@ fn router(state: AppState) -> Router {
             token_endpoint(state, provider, headers, body)
         };
         router = router.route(&format!("/{}{}", spec.id, spec.path), on(method, handler));
+        let api = move |State(state): State<AppState>, headers: HeaderMap, uri: Uri| async move {
+            protected_api(&state, provider, &headers, &uri)
+        };
+        router = router.route(&format!("/{}/api/protected", spec.id), any(api));
     }
     router
         .route_layer(middleware::from_fn_with_state(Arc::clone(&state), log))
@@ -621,8 +717,9 @@ fn find_client(
         .ok_or("wrong client secret")
 }
 
-/// Records a mint and returns a new random token.
-fn mint(state: &AppState, provider: Provider, client: &SandboxClient) -> String {
+/// Records a mint of a token granted `scope` (space-separated) and returns
+/// the new random token.
+fn mint(state: &AppState, provider: Provider, client: &SandboxClient, scope: &str) -> String {
     let mut shared = lock(state);
     *shared
         .mints
@@ -631,7 +728,101 @@ fn mint(state: &AppState, provider: Provider, client: &SandboxClient) -> String 
     let random: String = std::iter::repeat_with(fastrand::alphanumeric)
         .take(40)
         .collect();
-    format!("sbx_{random}")
+    let token = format!("sbx_{random}");
+    shared.issued.insert(
+        token.clone(),
+        Issued {
+            provider,
+            client_id: client.client_id.clone(),
+            scopes: scope.split_whitespace().map(str::to_owned).collect(),
+            expires_at: Instant::now() + client.lifetime,
+            revoked: false,
+        },
+    );
+    token
+}
+
+/// Any provider's protected API: the bearer token must be one this sandbox
+/// minted for `provider`, not revoked and not expired; `?scope=` names
+/// scopes it must have been granted.
+fn protected_api(state: &AppState, provider: Provider, headers: &HeaderMap, uri: &Uri) -> Response {
+    let mut shared = lock(state);
+    *shared.api_requests.entry(provider).or_default() += 1;
+    let Some(token) = bearer_token(headers) else {
+        return api_refusal(StatusCode::UNAUTHORIZED, None, "no bearer token", None);
+    };
+    let unauthorized =
+        |why: &str| api_refusal(StatusCode::UNAUTHORIZED, Some("invalid_token"), why, None);
+    let Some(issued) = shared.issued.get(token) else {
+        return unauthorized("unknown token");
+    };
+    if issued.provider != provider {
+        return unauthorized("token of another provider");
+    }
+    if issued.revoked {
+        return unauthorized("revoked token");
+    }
+    if Instant::now() >= issued.expires_at {
+        return unauthorized("expired token");
+    }
+    let required: Vec<String> = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(name, _)| name == "scope")
+        .flat_map(|(_, value)| {
+            value
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let scoped = provider.spec().scope.is_some() || !issued.scopes.is_empty();
+    if scoped && !required.iter().all(|s| issued.scopes.contains(s)) {
+        return api_refusal(
+            StatusCode::FORBIDDEN,
+            Some("insufficient_scope"),
+            "insufficient scope",
+            Some(&required.join(" ")),
+        );
+    }
+    let body = json!({"provider": provider.id(), "scope": issued.scopes.join(" ")});
+    with_outcome(axum::Json(body).into_response(), Outcome::Authorized)
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// A refusal of the protected API as RFC 6750 words it: `WWW-Authenticate:
+/// Bearer` with `error` (none when no token was sent), a JSON body with the
+/// same `error` and why, for the request log too.
+fn api_refusal(
+    status: StatusCode,
+    error: Option<&str>,
+    why: &str,
+    scope: Option<&str>,
+) -> Response {
+    let mut challenge = "Bearer realm=\"paytokens-sandbox\"".to_owned();
+    if let Some(error) = error {
+        challenge.push_str(&format!(", error=\"{error}\", error_description=\"{why}\""));
+    }
+    if let Some(scope) = scope.filter(|s| s.bytes().all(|b| b.is_ascii_graphic() || b == b' ')) {
+        challenge.push_str(&format!(", scope=\"{}\"", scope.replace(['"', '\\'], "")));
+    }
+    let body = json!({"error": error, "error_description": why});
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = HeaderValue::try_from(challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    refused(response, why)
 }
 
 /// Any provider's token endpoint, as its spec describes it: the client's
@@ -750,7 +941,7 @@ async fn token_endpoint(
             requested.join(" ")
         }
     };
-    let token = mint(&state, provider, &client);
+    let token = mint(&state, provider, &client, &scope);
     answers.minted(&token, client.lifetime, &scope)
 }
 

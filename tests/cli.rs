@@ -340,6 +340,35 @@ async fn demo_fetches_from_all_four_and_the_second_round_mints_nothing() {
     assert!(!stdout.contains("sbx_"), "the demo shows no token");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_shows_each_protected_api_call_refreshing_once_after_a_revocation() {
+    let out = run(&["demo"], &[], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // The new section comes after the existing output, which stays as it was.
+    let (before, after) = stdout
+        .split_once("\nProtected API through the middleware")
+        .unwrap_or_else(|| panic!("no protected API section: {stdout}"));
+    assert!(before.trim_end().ends_with(", 0 new mints."), "{stdout}");
+    let lines: Vec<&str> = after.lines().skip(1).collect();
+    assert_eq!(lines.len(), Provider::all().len(), "{stdout}");
+    for (provider, line) in Provider::all().zip(&lines) {
+        // The first call uses the demo's cached token (1 mint); after the
+        // revocation the middleware gets a 401, refreshes once and retries.
+        assert_eq!(
+            *line,
+            format!(
+                "{:<14} 200 -> revoked -> 401 -> 1 refresh -> 200 (mints 1 -> 2)",
+                provider.id()
+            ),
+            "{stdout}"
+        );
+    }
+    assert!(!stdout.contains("sbx_"), "the demo shows no token");
+    assert_no_canary(&stdout);
+    assert_no_canary(&text(&out.stderr));
+}
+
 /// What a user typed in the wrong place: it may be a secret, so no output may
 /// repeat it (`assert_no_canary` looks for `CANARY`).
 const TYPED: &str = "S3CRET-CANARY-71c4e0";
