@@ -1,8 +1,7 @@
-//! What every adapter shares: the HTTP client (timeouts, no redirects, HTTP
-//! Basic), the retry loop, the mapping of generated-client errors onto
-//! [`TokenError`], and the validation that turns a decoded response into an
-//! [`AccessToken`]. An adapter only builds its request, makes the call and
-//! hands the pieces here.
+//! What every provider's [`Source`](crate::Source) shares: the HTTP client
+//! (timeouts, no redirects, HTTP Basic where the spec says so), the retry
+//! loop, the mapping of generated-client errors onto [`TokenError`], and the
+//! validation that turns a decoded response into an [`AccessToken`].
 
 use std::error::Error as StdError;
 use std::future::Future;
