@@ -10,6 +10,10 @@
 //! the paired ratio is printed at the end. Target: <= 1.05 (the hit path
 //! touches no metric).
 //!
+//! And the hit of a cache with a Redis store configured (a redis-server the
+//! bench starts on a free port) against the plain cache's, interleaved the
+//! same way. Target: <= 1.05 (hits never touch the store).
+//!
 //! `cargo bench --bench cache`
 
 use std::cell::Cell;
@@ -21,7 +25,12 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use metrics_util::debugging::DebuggingRecorder;
 use paytokens::autopay::Autopay;
-use paytokens::{AccessToken, Config, Credentials, Source, TokenCache, TokenSource};
+use paytokens::{
+    AccessToken, CachePolicy, Config, Credentials, Source, TokenCache, TokenSource, TokenStore,
+};
+
+#[path = "../tests/common/redis_server.rs"]
+mod redis_server;
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -131,56 +140,24 @@ fn bench(c: &mut Criterion) {
         "the recorder sees the cache"
     );
     runtime.block_on(cache.token()).unwrap();
-    const BLOCK: u64 = 1000;
-    let totals = Cell::new([Duration::ZERO; 2]);
-    let mut recorded = c.benchmark_group("hit_1_thread_metrics");
-    recorded.bench_function("token_cache_recorder_installed_interleaved", |b| {
-        b.iter_custom(|iters| {
-            let [mut with, mut without] = totals.get();
-            let mut measured = Duration::ZERO;
-            let mut left = iters;
-            let mut block = 0u64;
-            while left > 0 {
-                let n = left.min(BLOCK);
-                left -= n;
-                block += 1;
-                let recorded = || {
-                    let start = Instant::now();
-                    metrics::with_local_recorder(&recorder, || {
-                        for _ in 0..n {
-                            hit();
-                        }
-                    });
-                    start.elapsed()
-                };
-                let bare = || {
-                    let start = Instant::now();
-                    for _ in 0..n {
-                        hit();
-                    }
-                    start.elapsed()
-                };
-                // Alternate which runs first.
-                let (r, b) = if block.is_multiple_of(2) {
-                    (recorded(), bare())
-                } else {
-                    let b = bare();
-                    (recorded(), b)
-                };
-                measured += r;
-                with += r;
-                without += b;
+    let ratio = interleaved(
+        c,
+        "hit_1_thread_metrics",
+        "token_cache_recorder_installed_interleaved",
+        |n| {
+            metrics::with_local_recorder(&recorder, || {
+                for _ in 0..n {
+                    hit();
+                }
+            })
+        },
+        |n| {
+            for _ in 0..n {
+                hit();
             }
-            totals.set([with, without]);
-            measured
-        })
-    });
-    recorded.finish();
-    let [with, without] = totals.get();
-    println!(
-        "hit_1_thread paired ratio, recorder installed / none: {:.3} (target <= 1.05)",
-        with.as_secs_f64() / without.as_secs_f64()
+        },
     );
+    println!("hit_1_thread paired ratio, recorder installed / none: {ratio:.3} (target <= 1.05)");
     assert!(
         snapshotter
             .snapshot()
@@ -192,6 +169,90 @@ fn bench(c: &mut Criterion) {
             )),
         "hits recorded a metric"
     );
+
+    // The hit with a Redis store configured vs the plain cache: the store
+    // is read only on a miss, so the hit path is the same.
+    let redis = redis_server::RedisServer::start();
+    let stored = runtime.block_on(async {
+        let config =
+            Config::new(Credentials::new("bench-stored", "bench-secret")).base_url(server.uri());
+        let store = TokenStore::redis(&redis.url()).unwrap();
+        let cache = TokenCache::with_store(
+            Source::<Autopay>::new(config).unwrap(),
+            CachePolicy::default(),
+            store,
+        )
+        .unwrap();
+        cache.token().await.unwrap();
+        cache
+    });
+    let stored_hit = || black_box(stored.cached().unwrap());
+    let ratio = interleaved(
+        c,
+        "hit_1_thread_store",
+        "token_cache_redis_store_interleaved",
+        |n| {
+            for _ in 0..n {
+                stored_hit();
+            }
+        },
+        |n| {
+            for _ in 0..n {
+                hit();
+            }
+        },
+    );
+    println!(
+        "hit_1_thread paired ratio, Redis store configured / none: {ratio:.3} (target <= 1.05)"
+    );
+}
+
+/// Benchmarks `measured` (run `n` hits) as `group/name`, interleaved with
+/// `baseline` in blocks of hits (alternating which runs first) so that
+/// drift hits both alike; returns the paired ratio measured / baseline.
+fn interleaved(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    measured: impl Fn(u64),
+    baseline: impl Fn(u64),
+) -> f64 {
+    const BLOCK: u64 = 1000;
+    let totals = Cell::new([Duration::ZERO; 2]);
+    let time = |run: &dyn Fn(u64), n: u64| {
+        let start = Instant::now();
+        run(n);
+        start.elapsed()
+    };
+    let mut benchmarks = c.benchmark_group(group);
+    benchmarks.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let [mut with, mut without] = totals.get();
+            let mut spent = Duration::ZERO;
+            let mut left = iters;
+            let mut block = 0u64;
+            while left > 0 {
+                let n = left.min(BLOCK);
+                left -= n;
+                block += 1;
+                let (m, b) = if block.is_multiple_of(2) {
+                    let m = time(&measured, n);
+                    (m, time(&baseline, n))
+                } else {
+                    let b = time(&baseline, n);
+                    (time(&measured, n), b)
+                };
+                spent += m;
+                with += m;
+                without += b;
+            }
+            totals.set([with, without]);
+            spent
+        })
+    });
+    benchmarks.finish();
+    let [with, without] = totals.get();
+    with.as_secs_f64() / without.as_secs_f64()
 }
 
 criterion_group!(benches, bench);

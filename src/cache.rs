@@ -30,12 +30,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared};
+use futures_util::future::{self, BoxFuture};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+mod fleet;
+
 use crate::clock::{Clock, SystemClock};
-use crate::{AccessToken, CacheKey, Provider, TokenError, TokenSource};
+use crate::store::Keys;
+use crate::{AccessToken, CacheKey, Provider, TokenError, TokenSource, TokenStore};
+use fleet::Shared as Store;
 
 /// The names of the metrics the cache emits (documented in the README's
 /// metrics table). Every one has the label `provider` (the provider id).
@@ -189,6 +193,8 @@ struct State<S, C> {
     entry: ArcSwapOption<Entry>,
     flight: Mutex<Flight>,
     budget: Arc<Budget>,
+    /// The shared store, when the cache has one.
+    shared: Option<Store>,
 }
 
 /// A cached token with its times on the cache's clock.
@@ -196,9 +202,33 @@ struct Entry {
     token: AccessToken,
     refresh_at: Instant,
     expires_at: Instant,
+    origin: Origin,
 }
 
-type Mint = Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
+/// Where a cached token came from.
+enum Origin {
+    /// Minted for this cache alone (no store).
+    Local,
+    /// Minted here while the store failed; offered to the store once it is
+    /// back, so that the fleet converges on one token.
+    Fallback,
+    /// Read from or written to the store: mint `mint`, sealed as `sealed`
+    /// (what compare-and-delete compares).
+    Shared { mint: String, sealed: Vec<u8> },
+}
+
+/// What a fetch in the background ended with.
+enum Outcome {
+    /// A token to cache.
+    Token(Arc<Entry>),
+    /// No token: the error goes to the waiting callers, and the cache backs off.
+    Failed(TokenError),
+    /// The store failed while the cached token is still valid: keep serving
+    /// it and ask the store again later (no mint, no warning per attempt).
+    Deferred(TokenError),
+}
+
+type Mint = future::Shared<BoxFuture<'static, Result<Arc<Entry>, TokenError>>>;
 
 /// A token handed out by [`TokenCache::token`]; derefs to [`AccessToken`].
 ///
@@ -290,6 +320,42 @@ impl<S: TokenSource + 'static> TokenCache<S, SystemClock> {
     pub fn with_policy(source: S, policy: CachePolicy) -> Self {
         Self::with_clock(source, policy, SystemClock)
     }
+
+    /// A cache that shares its tokens through `store` with every other
+    /// cache, in any process, of the same credential, scopes and header
+    /// parameters (see [`TokenStore`]):
+    ///
+    /// - hits stay in-process and never touch the store;
+    /// - on a miss or when a refresh is due, the store is read first; if it
+    ///   has no fresh token, exactly one process takes the mint lock and
+    ///   mints (within the budget, counted per credential in the store),
+    ///   while the others wait for it and read what it stored;
+    /// - [`invalidate`](Self::invalidate) deletes the token from the store
+    ///   only if it is still the one stored, and other processes drop their
+    ///   copy;
+    /// - every store call is bounded by [`StoreOptions::op_timeout`](crate::StoreOptions);
+    ///   when the store fails, callers keep the valid token, and a process
+    ///   with none mints alone under its own budget, logging it once; when
+    ///   the store is back, the processes converge on one token.
+    ///
+    /// Fails with [`TokenError::Config`] when `source` has no secret to key
+    /// the store with ([`TokenSource::store_secret`]).
+    pub fn with_store(
+        source: S,
+        policy: CachePolicy,
+        store: TokenStore,
+    ) -> Result<Self, TokenError> {
+        let secret = source.store_secret().ok_or_else(|| TokenError::Config {
+            provider: source.provider(),
+            problem: "this token source has no client secret to key a shared store with".into(),
+        })?;
+        let keys = Keys::derive(secret, source.cache_key());
+        let mut cache = Self::with_clock(source, policy, SystemClock);
+        let state = Arc::get_mut(&mut cache.state)
+            .unwrap_or_else(|| unreachable!("a cache just built has one handle"));
+        state.shared = Some(Store::new(store, keys));
+        Ok(cache)
+    }
 }
 
 impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
@@ -305,6 +371,7 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
                 entry: ArcSwapOption::empty(),
                 flight: Mutex::new(Flight::default()),
                 budget,
+                shared: None,
             }),
         }
     }
@@ -350,18 +417,36 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
     /// [`token`](Self::token) fetches a new one. Only the token currently
     /// cached is dropped: a burst of callers invalidating the same token
     /// causes one refresh, still single-flight and within the mint budget.
+    ///
+    /// With a store, the token is also deleted from it if it is still the
+    /// one stored (compare-and-delete, in a background task), and the other
+    /// processes drop their copies.
     pub fn invalidate(&self, token: &AccessToken) {
         let _flight = self.state.lock_flight();
-        let current = self.state.entry.load();
-        if current
-            .as_ref()
-            .is_some_and(|e| std::ptr::eq(&e.token, token))
-        {
-            let provider = self.key().provider;
-            tracing::debug!(target: "paytokens::cache", %provider, "invalidated");
-            self.state.entry.store(None);
-            metrics::counter!(metric_names::UNAUTHORIZED_INVALIDATIONS, PROVIDER => provider.id())
-                .increment(1);
+        let current = self.state.entry.load_full();
+        let Some(entry) = current.filter(|e| std::ptr::eq(&e.token, token)) else {
+            return;
+        };
+        let provider = self.key().provider;
+        tracing::debug!(target: "paytokens::cache", %provider, "invalidated");
+        self.state.entry.store(None);
+        metrics::counter!(metric_names::UNAUTHORIZED_INVALIDATIONS, PROVIDER => provider.id())
+            .increment(1);
+        if let (Some(shared), Origin::Shared { mint, .. }) = (&self.state.shared, &entry.origin) {
+            shared.revoke(mint);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let state = Arc::clone(&self.state);
+                runtime.spawn(async move {
+                    let Some(shared) = &state.shared else { return };
+                    if let Origin::Shared { mint, sealed } = &entry.origin {
+                        let backend = &shared.store.backend;
+                        let deleted = shared.call(backend.delete_if(&shared.keys, sealed, mint));
+                        if let Err(err) = deleted.await {
+                            shared.failed(provider, &err);
+                        }
+                    }
+                });
+            }
         }
     }
 }
@@ -417,30 +502,20 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
 
     /// Starts the one fetch, within the budget.
     fn start(self: &Arc<Self>, flight: &mut Flight, now: Instant) -> Result<Mint, TokenError> {
-        let id = self.source.provider().id();
-        match self.budget.take(now, self.source.provider()) {
-            Ok(remaining) => {
-                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id)
-                    .set(f64::from(remaining));
-            }
-            Err(err) => {
-                tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
-                    max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
-                    "mint budget exhausted; not calling the provider");
-                let class = error_kind(&err);
-                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id).set(0.0);
-                metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => class)
-                    .increment(1);
-                metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => class)
-                    .increment(1);
-                flight.retry_at =
-                    Some(now + err.retry_after().unwrap_or(self.policy.retry_initial));
-                flight.last_error = Some(err.clone());
-                return Err(err);
-            }
+        if self.shared.is_none() {
+            self.take_local(flight, now)?;
         }
         let state = Arc::clone(self);
-        let task = tokio::spawn(async move { state.mint().await });
+        let task = tokio::spawn(async move {
+            let outcome = match &state.shared {
+                None => match state.fetch().await {
+                    Ok(token) => Outcome::Token(state.entry(token, Origin::Local, true)),
+                    Err(err) => Outcome::Failed(err),
+                },
+                Some(shared) => state.shared_fetch(shared).await,
+            };
+            state.finish(outcome)
+        });
         let provider = self.source.provider();
         let mint = async move {
             match task.await {
@@ -462,8 +537,36 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         Ok(mint)
     }
 
-    /// The fetch itself, in its own task; stores the outcome.
-    async fn mint(self: Arc<Self>) -> Result<Arc<Entry>, TokenError> {
+    /// Takes one mint from this process's budget of the credential, or
+    /// records why not in `flight`.
+    fn take_local(&self, flight: &mut Flight, now: Instant) -> Result<(), TokenError> {
+        let id = self.source.provider().id();
+        match self.budget.take(now, self.source.provider()) {
+            Ok(remaining) => {
+                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id)
+                    .set(f64::from(remaining));
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
+                    max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
+                    "mint budget exhausted; not calling the provider");
+                let class = error_kind(&err);
+                metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id).set(0.0);
+                metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => class)
+                    .increment(1);
+                metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => class)
+                    .increment(1);
+                flight.retry_at =
+                    Some(now + err.retry_after().unwrap_or(self.policy.retry_initial));
+                flight.last_error = Some(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    /// One request to the provider (retries included), measured.
+    async fn fetch(&self) -> Result<AccessToken, TokenError> {
         let provider = self.source.provider();
         let span = tracing::info_span!(target: "paytokens::cache", "token_fetch",
             %provider, outcome = tracing::field::Empty, latency_ms = tracing::field::Empty);
@@ -475,43 +578,64 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         metrics::histogram!(metric_names::REFRESH_DURATION, PROVIDER => id)
             .record(elapsed.as_secs_f64());
         let outcome = result.as_ref().map_or_else(error_kind, |_| "minted");
+        span.record("outcome", outcome);
         metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => outcome).increment(1);
+        if result.is_err() {
+            metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => outcome)
+                .increment(1);
+        }
+        result
+    }
+
+    /// `token` as a cache entry, its times moved onto the cache's clock;
+    /// `minted` says it was minted just now (for the expiry gauges).
+    fn entry(&self, token: AccessToken, origin: Origin, minted: bool) -> Arc<Entry> {
+        let now = self.clock.now();
+        // The source stamps tokens with tokio's clock; move the expiry onto
+        // the cache's (they differ only for a test clock).
+        let skew = now.saturating_duration_since(Instant::now());
+        let expires_at = token.expires_at() + skew;
+        let mut refresh_at = self.policy.refresh_at(token.lifetime(), expires_at);
+        if let (Origin::Fallback, Some(shared)) = (&origin, &self.shared) {
+            // Offer it to the store soon, so that the fleet converges.
+            refresh_at = refresh_at.min(now + shared.store.options.recheck);
+        }
+        if minted {
+            // At most the lifetime: the cache's clock is coarse.
+            let left = expires_at
+                .saturating_duration_since(now)
+                .min(token.lifetime());
+            let id = self.source.provider().id();
+            metrics::gauge!(metric_names::EXPIRES_IN, PROVIDER => id).set(left.as_secs_f64());
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            metrics::gauge!(metric_names::EXPIRY_TIMESTAMP, PROVIDER => id)
+                .set((unix + left).as_secs_f64());
+        }
+        Arc::new(Entry {
+            token,
+            refresh_at,
+            expires_at,
+            origin,
+        })
+    }
+
+    /// Stores the outcome of a fetch and decides when to try again.
+    fn finish(self: &Arc<Self>, outcome: Outcome) -> Result<Arc<Entry>, TokenError> {
+        let provider = self.source.provider();
         let now = self.clock.now();
         let mut flight = self.lock_flight();
         flight.running = None;
-        match result {
-            Ok(token) => {
-                span.record("outcome", "minted");
-                // The source stamps tokens with tokio's clock; move the
-                // expiry onto the cache's (they differ only for a test clock).
-                let skew = now.saturating_duration_since(Instant::now());
-                let expires_at = token.expires_at() + skew;
-                let refresh_at = self.policy.refresh_at(token.lifetime(), expires_at);
-                // At most the lifetime: the cache's clock is coarse.
-                let left = expires_at
-                    .saturating_duration_since(now)
-                    .min(token.lifetime());
-                metrics::gauge!(metric_names::EXPIRES_IN, PROVIDER => id).set(left.as_secs_f64());
-                let unix = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default();
-                metrics::gauge!(metric_names::EXPIRY_TIMESTAMP, PROVIDER => id)
-                    .set((unix + left).as_secs_f64());
-                let entry = Arc::new(Entry {
-                    token,
-                    refresh_at,
-                    expires_at,
-                });
+        match outcome {
+            Outcome::Token(entry) => {
                 self.entry.store(Some(Arc::clone(&entry)));
                 *flight = Flight::default();
                 drop(flight);
-                self.schedule(refresh_at);
+                self.schedule(entry.refresh_at);
                 Ok(entry)
             }
-            Err(err) => {
-                span.record("outcome", outcome);
-                metrics::counter!(metric_names::REFRESH_FAILURES, PROVIDER => id, "class" => outcome)
-                    .increment(1);
+            Outcome::Failed(err) => {
                 flight.failures = flight.failures.saturating_add(1);
                 let wait = self.policy.backoff(flight.failures, &err);
                 flight.retry_at = Some(now + wait);
@@ -520,6 +644,29 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 tracing::warn!(target: "paytokens::cache", %provider, error = %err,
                     retry_in_ms = wait.as_millis() as u64, "token fetch failed");
                 self.schedule(now + wait);
+                Err(err)
+            }
+            Outcome::Deferred(err) => {
+                flight.failures = flight.failures.saturating_add(1);
+                let recheck = self
+                    .shared
+                    .as_ref()
+                    .map_or(self.policy.retry_initial, |s| s.store.options.recheck);
+                let doubled =
+                    recheck.saturating_mul(1 << flight.failures.saturating_sub(1).min(16));
+                let mut retry_at = now + doubled.min(self.policy.retry_max.max(recheck));
+                // Never past the cached token's expiry: then this process
+                // mints alone.
+                if let Some(entry) = self.entry.load().as_ref() {
+                    retry_at = retry_at.min(entry.expires_at);
+                }
+                flight.retry_at = Some(retry_at);
+                flight.last_error = Some(err.clone());
+                drop(flight);
+                tracing::debug!(target: "paytokens::cache", %provider,
+                    retry_in_ms = retry_at.saturating_duration_since(now).as_millis() as u64,
+                    "token store unavailable; keeping the cached token");
+                self.schedule(retry_at);
                 Err(err)
             }
         }
@@ -593,6 +740,17 @@ impl Budget {
         });
         budgets.insert(credential, Arc::downgrade(&budget));
         budget
+    }
+
+    /// Records one mint at `now` that was counted elsewhere (in a shared
+    /// store), so that this process's budget still caps it should it fall
+    /// back to minting alone.
+    fn record(&self, now: Instant) {
+        let mut mints = self.mints.lock().unwrap_or_else(PoisonError::into_inner);
+        mints.push_back(now);
+        while mints.len() > self.max_mints as usize {
+            mints.pop_front();
+        }
     }
 
     /// Records one mint at `now` and says how many are left in the window,

@@ -93,6 +93,10 @@ impl Exchange {
         })
     }
 
+    pub(crate) fn secret(&self) -> &SecretString {
+        &self.secret
+    }
+
     pub(crate) fn base_url(&self) -> &str {
         &self.base_url
     }

@@ -48,6 +48,7 @@ pub mod providers;
 #[cfg_attr(docsrs, doc(cfg(feature = "sandbox")))]
 pub mod sandbox;
 mod source;
+mod store;
 mod token;
 
 pub use bearer::{Bearer, InvalidOrigin};
@@ -70,4 +71,5 @@ pub use provider::{Provider, UnknownProvider};
 pub use providers::*;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{Adapter, AnySource, CacheKey, Source, TokenSource};
+pub use store::{CredentialStatus, EntryStatus, StoreError, StoreOptions, TokenStore};
 pub use token::{AccessToken, TokenType};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use paytokens_runtime::{Auth, ErrorResponse, ResponseGuard, TokenEndpoint, TokenResponse};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
@@ -52,6 +52,14 @@ pub trait TokenSource: Send + Sync {
 
     /// Requests a new token from the provider.
     fn fetch(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send;
+
+    /// The client secret, from which a shared [`TokenStore`](crate::TokenStore)
+    /// derives the names and keys of this source's entries (so that only
+    /// holders of the secret can find or read them). `None`, the default,
+    /// means the source cannot share its tokens through a store.
+    fn store_secret(&self) -> Option<&SecretString> {
+        None
+    }
 }
 
 /// What a provider adds to its spec: the generated client, and how its
@@ -223,6 +231,10 @@ impl<A: Adapter> TokenSource for Source<A> {
     async fn fetch(&self) -> Result<AccessToken, TokenError> {
         self.exchange.with_retries(|| self.attempt()).await
     }
+
+    fn store_secret(&self) -> Option<&SecretString> {
+        Some(self.exchange.secret())
+    }
 }
 
 impl<A: Adapter> fmt::Debug for Source<A> {
@@ -259,6 +271,10 @@ impl TokenSource for AnySource {
     fn fetch(&self) -> impl Future<Output = Result<AccessToken, TokenError>> + Send {
         self.0.fetch_boxed()
     }
+
+    fn store_secret(&self) -> Option<&SecretString> {
+        self.0.store_secret()
+    }
 }
 
 impl fmt::Debug for AnySource {
@@ -274,6 +290,7 @@ trait DynSource: Send + Sync {
     fn provider(&self) -> Provider;
     fn cache_key(&self) -> &CacheKey;
     fn fetch_boxed(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>>;
+    fn store_secret(&self) -> Option<&SecretString>;
 }
 
 impl<T: TokenSource> DynSource for T {
@@ -287,5 +304,9 @@ impl<T: TokenSource> DynSource for T {
 
     fn fetch_boxed(&self) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
         Box::pin(self.fetch())
+    }
+
+    fn store_secret(&self) -> Option<&SecretString> {
+        TokenSource::store_secret(self)
     }
 }
