@@ -3,8 +3,15 @@
 //! provider-specific part (the provider ids, header flags such as
 //! `--partner-id`, which providers take scopes) comes from the providers'
 //! specs through the registry.
+//!
+//! `token` keeps its tokens between runs in a [`TokenStore`] (by default a
+//! directory in the user's cache directory; `--cache` or `PAYTOKENS_CACHE`
+//! names another, or `none`), so that a loop or a cron job of `paytokens
+//! token` mints one token per lifetime; `cache status` and `cache clear`
+//! show and empty that store.
 
 use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -14,8 +21,9 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use paytokens::sandbox::Sandbox;
 use paytokens::{
-    Bearer, Config, Credentials, ExposeSecret, HeaderParam, Provider, SecretString, TokenCache,
-    TokenError, TokenSource,
+    AccessToken, Bearer, CachePolicy, Config, CredentialStatus, Credentials, ExposeSecret,
+    HeaderParam, Provider, SecretString, StoreError, TokenCache, TokenError, TokenSource,
+    TokenStore,
 };
 
 const EXIT_CODES: &str = "\
@@ -23,7 +31,8 @@ Exit codes:
   0  success
   2  usage or configuration error (nothing was sent)
   3  rejected by the provider (bad credentials, scope or partner id)
-  4  provider unavailable or unreachable (transient: try again later)
+  4  provider unavailable or unreachable (transient: try again later);
+     `paytokens cache`: the token store unavailable or unreachable
   5  the provider's response was unusable";
 
 /// Said instead of a value the user typed that the CLI did not recognise: it
@@ -34,6 +43,14 @@ const NOT_SHOWN: &str = "not shown: it may be a secret";
 /// argument.
 const SECRET_TIP: &str = "the client secret is read from PAYTOKENS_CLIENT_SECRET, or from \
     standard input with --client-secret-stdin; never from the command line";
+
+/// `--cache`'s help: what it accepts, and the default.
+const CACHE_HELP: &str = "Where tokens are kept between runs, so that each run reuses a fresh \
+    one: redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), file:DIR, or none (mint on \
+    every run). Default: file:$XDG_CACHE_HOME/paytokens, else file:$HOME/.cache/paytokens";
+
+/// The bound on `cache status` and `cache clear`: one scan of the store.
+const STORE_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 
 const USAGE: u8 = 2;
 const REJECTED: u8 = 3;
@@ -52,7 +69,9 @@ enum Command {
     /// Fetch an access token and print it (or, with --json, its details).
     ///
     /// The client secret is read from PAYTOKENS_CLIENT_SECRET, or from
-    /// standard input with --client-secret-stdin; never from a flag.
+    /// standard input with --client-secret-stdin; never from a flag. The
+    /// token is kept (encrypted) in the store --cache names and printed
+    /// again by later runs while it is fresh.
     #[command(
         after_help = EXIT_CODES,
         override_usage = "paytokens token <PROVIDER> --client-id <ID> [OPTIONS]"
@@ -68,6 +87,43 @@ enum Command {
     /// Fetch a token from each provider through the real stack, against an
     /// in-process sandbox; needs no configuration.
     Demo,
+    /// Show or empty the store where `token` keeps tokens between runs.
+    ///
+    /// Needs no client secret and shows none: credentials appear under their
+    /// ids in the store (keyed hashes naming no provider or client).
+    #[command(after_help = EXIT_CODES)]
+    Cache {
+        /// What to do with the store.
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+}
+
+/// `paytokens cache <ACTION>`.
+#[derive(Subcommand)]
+enum CacheAction {
+    /// Where the store is, then per credential: its tokens' time left, mints
+    /// used of the budget, and the last error.
+    #[command(after_help = EXIT_CODES)]
+    Status(StoreArgs),
+    /// Delete everything paytokens stored there; print how many entries went.
+    #[command(after_help = EXIT_CODES)]
+    Clear(StoreArgs),
+}
+
+/// `--cache`: the token store of `token` and `cache`.
+#[derive(Args)]
+struct StoreArgs {
+    // The value may hold a Redis password: clap never shows it (help hides
+    // the env var's value; no parser can fail on it).
+    #[arg(
+        long = "cache",
+        env = "PAYTOKENS_CACHE",
+        value_name = "URL",
+        hide_env_values = true,
+        help = CACHE_HELP
+    )]
+    cache: Option<String>,
 }
 
 #[derive(Args)]
@@ -91,6 +147,8 @@ struct TokenArgs {
     /// Read the client secret from standard input.
     #[arg(long)]
     client_secret_stdin: bool,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 /// `--json` output, in the documented key order.
@@ -164,6 +222,10 @@ fn main() -> ExitCode {
             }
             Command::Sandbox { port } => sandbox(port).await,
             Command::Demo => demo().await,
+            Command::Cache { action } => match action {
+                CacheAction::Status(args) => cache_status(args).await,
+                CacheAction::Clear(args) => cache_clear(args).await,
+            },
         }
     });
     match outcome {
@@ -190,10 +252,15 @@ fn usage_error(err: clap::Error) -> ExitCode {
     }
     let mut root = command();
     root.build();
-    let mut command = std::env::args_os()
-        .nth(1)
-        .and_then(|name| root.find_subcommand(name).cloned())
-        .unwrap_or(root);
+    // The innermost (sub)command named by the leading words:
+    // `paytokens cache status --nope` is about `paytokens cache status`.
+    let mut command = root;
+    for word in std::env::args_os().skip(1) {
+        match command.find_subcommand(&word) {
+            Some(sub) => command = sub.clone(),
+            None => break,
+        }
+    }
     eprintln!(
         "error: {}\n\n{}\n\nFor more information, try '--help'.",
         clap_message(&err, &command),
@@ -244,6 +311,11 @@ fn clap_message(err: &clap::Error, command: &clap::Command) -> String {
         }
         ErrorKind::TooManyValues => {
             format!("unexpected value for {flag} ({NOT_SHOWN}): {flag} takes no value")
+        }
+        // A value-taking flag given last, with no value (clap reports it as
+        // an invalid empty value, with no valid values).
+        ErrorKind::InvalidValue if context(err, ContextKind::ValidValue).is_empty() => {
+            format!("{flag} needs a value")
         }
         ErrorKind::InvalidValue => {
             let (noun, subject) = subject(arg, command);
@@ -494,13 +566,27 @@ async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Fail
             None => {}
         }
     }
-    let token = provider.source(config)?.fetch().await?;
+    let source = provider.source(config)?;
+    let cached;
+    let fetched;
+    let token: &AccessToken = match open_store(args.store.cache.as_deref(), false)? {
+        Some(store) => {
+            cached = TokenCache::with_store(source, CachePolicy::default(), store)?
+                .token()
+                .await?;
+            &cached
+        }
+        None => {
+            fetched = source.fetch().await?;
+            &fetched
+        }
+    };
     let output = if args.json {
         let json = TokenJson {
             provider: token.provider().id(),
             token_type: token.token_type().to_string(),
             access_token: token.secret().expose_secret(),
-            expires_in: token.lifetime().as_secs(),
+            expires_in: seconds_left(token),
             scope: token.scopes(),
         };
         serde_json::to_string(&json).map_err(|e| Failure::usage(format!("cannot encode: {e}")))?
@@ -510,6 +596,219 @@ async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Fail
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{output}").map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
     Ok(())
+}
+
+/// The seconds `token` has left, rounded up: its lifetime when it was just
+/// minted, less for one kept from an earlier run.
+fn seconds_left(token: &AccessToken) -> u64 {
+    let left = token.remaining(tokio::time::Instant::now());
+    let seconds = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+    seconds.min(token.lifetime().as_secs().max(1))
+}
+
+/// The token store `--cache` (or `PAYTOKENS_CACHE`) names, the user's cache
+/// directory when neither is given, or `None` for `none`.
+///
+/// A store URL that is wrong (or a directory it names that is open to
+/// others) is a usage error, whose message never holds the URL's password.
+/// The default store failing to open (no cache directory, one open to
+/// others, a read-only home) fails `cache` (`strict`), but `token` only
+/// warns and mints without a store, as it does when a store fails later.
+fn open_store(cache: Option<&str>, strict: bool) -> Result<Option<TokenStore>, Failure> {
+    if let Some(url) = cache {
+        return TokenStore::from_url(url).map_err(|err| store_failure(&err, Some(url), None));
+    }
+    let opened = match default_store_dir() {
+        Some(dir) => open_default(dir),
+        None => Err(StoreError::Config(
+            "no cache directory: neither XDG_CACHE_HOME nor HOME is an absolute path".into(),
+        )),
+    };
+    match opened {
+        Ok(store) => Ok(Some(store)),
+        Err(err) if strict => Err(store_failure(&err, None, None)),
+        Err(err) => {
+            eprintln!(
+                "warning: {err}; the token is not kept for later runs (--cache names another \
+                 store; --cache none keeps none, without this warning)"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The default store: `dir`, with its parent (the XDG cache directory)
+/// created 0700 when it is missing but its own parent is there, as the XDG
+/// spec asks. The store creates anything else missing.
+#[cfg(unix)]
+fn open_default(dir: PathBuf) -> Result<TokenStore, StoreError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if let Some(parent) = dir.parent().filter(|p| !p.exists()) {
+        // A failure shows up, with the path, when the store opens.
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(parent);
+    }
+    TokenStore::file(dir)
+}
+
+/// No file store here: `--cache` must name a Redis store.
+#[cfg(not(unix))]
+fn open_default(_dir: PathBuf) -> Result<TokenStore, StoreError> {
+    Err(StoreError::Config(
+        "no default token store on this platform: pass --cache redis://… or --cache none".into(),
+    ))
+}
+
+/// `$XDG_CACHE_HOME/paytokens`, else `$HOME/.cache/paytokens`; only
+/// absolute paths count (the XDG spec ignores relative ones).
+fn default_store_dir() -> Option<PathBuf> {
+    let absolute = |var: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")))
+        .map(|cache| cache.join("paytokens"))
+}
+
+/// What a store error means for the command: a configuration error is a
+/// usage error (exit 2), anything else an unavailable store (exit 4), named
+/// by `store` when it is open. With the `url` the user gave, a message that
+/// would show its user-info or password is replaced.
+fn store_failure(err: &StoreError, url: Option<&str>, store: Option<&TokenStore>) -> Failure {
+    let message = url.map_or_else(
+        || err.to_string(),
+        |url| hide_userinfo(url, err.to_string()),
+    );
+    match err {
+        StoreError::Config(_) if url.is_some() => Failure::usage(format!(
+            "{message}; fix --cache (or PAYTOKENS_CACHE), or pass --cache none to keep no tokens"
+        )),
+        StoreError::Config(_) => Failure::usage(format!(
+            "{message}; or pass --cache (or set PAYTOKENS_CACHE) to name another store"
+        )),
+        _ => {
+            let at = store.map_or_else(String::new, |s| format!(" (at {})", s.describe()));
+            Failure {
+                code: TRANSIENT,
+                message: format!("{message}{at}; check that the store is up and reachable"),
+            }
+        }
+    }
+}
+
+/// `message`, unless it holds the user-info of `url` (`user:password`) or
+/// its password, raw or percent-decoded: then a message saying only that
+/// the URL is wrong.
+fn hide_userinfo(url: &str, message: String) -> String {
+    let Some((_, rest)) = url.split_once("://") else {
+        return message;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return message;
+    };
+    let password = userinfo.split_once(':').map_or("", |(_, p)| p);
+    let decoded = url::form_urlencoded::parse(format!("p={password}").as_bytes())
+        .next()
+        .map(|(_, p)| p.into_owned())
+        .unwrap_or_default();
+    let leaks = [userinfo, password, decoded.as_str()]
+        .iter()
+        .any(|part| !part.is_empty() && message.contains(part));
+    if leaks {
+        format!("the token store URL is not valid ({NOT_SHOWN})")
+    } else {
+        message
+    }
+}
+
+/// A store call of `cache status|clear`, bounded by
+/// [`STORE_COMMAND_TIMEOUT`]; a failure or no answer exits 4.
+async fn bounded<T>(
+    store: &TokenStore,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(STORE_COMMAND_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(store_failure(&err, None, Some(store))),
+        Err(_) => Err(Failure {
+            code: TRANSIENT,
+            message: format!(
+                "token store unavailable: {} did not answer within {} s; check that it is up \
+                 and reachable",
+                store.describe(),
+                STORE_COMMAND_TIMEOUT.as_secs()
+            ),
+        }),
+    }
+}
+
+/// `paytokens cache status`.
+async fn cache_status(args: StoreArgs) -> Result<(), Failure> {
+    let Some(store) = open_store(args.cache.as_deref(), true)? else {
+        return print("token store: none (tokens are not kept between runs)");
+    };
+    let statuses = bounded(&store, store.status()).await?;
+    let mut text = format!("token store: {}\n", store.describe());
+    if statuses.is_empty() {
+        text.push_str("empty\n");
+    }
+    for status in &statuses {
+        text.push_str(&status_line(status));
+        text.push('\n');
+    }
+    print(text.trim_end())
+}
+
+/// One credential of `cache status`: `credential <id>: 1 token (expires in
+/// 3581 s); mints 2/30 per 3600 s; last error: none`.
+fn status_line(status: &CredentialStatus) -> String {
+    let lefts: Vec<String> = status
+        .tokens
+        .iter()
+        .map(|token| format!("{} s", token.expires_in.as_secs()))
+        .collect();
+    let tokens = match lefts.as_slice() {
+        [] => "no token".to_owned(),
+        [left] => format!("1 token (expires in {left})"),
+        lefts => format!("{} tokens (expire in {})", lefts.len(), lefts.join(", ")),
+    };
+    let mints = match status.budget {
+        Some((max, window)) => format!(
+            "mints {}/{max} per {} s",
+            status.mints_used,
+            window.as_secs()
+        ),
+        None => format!("mints {} (no budget recorded)", status.mints_used),
+    };
+    let last_error = match &status.last_error {
+        Some((class, age)) => format!("{class}, {} s ago", age.as_secs()),
+        None => "none".to_owned(),
+    };
+    format!(
+        "credential {}: {tokens}; {mints}; last error: {last_error}",
+        status.id
+    )
+}
+
+/// `paytokens cache clear`.
+async fn cache_clear(args: StoreArgs) -> Result<(), Failure> {
+    let Some(store) = open_store(args.cache.as_deref(), true)? else {
+        return print("token store: none (tokens are not kept between runs): nothing to clear");
+    };
+    let cleared = bounded(&store, store.clear()).await?;
+    let entries = if cleared == 1 { "entry" } else { "entries" };
+    print(&format!(
+        "cleared {cleared} {entries} from {}",
+        store.describe()
+    ))
+}
+
+/// Prints `text` and a newline on stdout.
+fn print(text: &str) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}").map_err(|e| Failure::usage(format!("cannot write: {e}")))
 }
 
 async fn sandbox(port: u16) -> Result<(), Failure> {

@@ -340,6 +340,9 @@ async fn the_cli_exits_5_on_an_endless_body_in_bounded_memory() {
             Command::new(env!("CARGO_BIN_EXE_paytokens"))
                 .args(&args)
                 .env("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)
+                // No token store: nothing is written to the user's cache
+                // directory, and every run asks the server.
+                .env("PAYTOKENS_CACHE", "none")
                 .env_remove("PAYTOKENS_BASE_URL")
                 .stdin(Stdio::null())
                 .output()

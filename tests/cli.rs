@@ -1,11 +1,16 @@
 //! The `paytokens` binary, run as a user would, against the sandbox (and
 //! wiremock for a broken provider) on 127.0.0.1: output formats, exit codes,
-//! stderr wording, and no client secret in any output.
+//! stderr wording, and no client secret in any output. Also: tokens kept
+//! between runs in the file store (the user's cache directory) and in a real
+//! `redis-server`, and `cache status|clear`.
 
 mod common;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use common::{CANARY_SECRET, assert_no_canary};
 use paytokens::Provider;
@@ -13,8 +18,22 @@ use paytokens::sandbox::{Fault, Sandbox, SandboxClient};
 use serde_json::Value;
 
 /// Runs the binary with `args`, env vars and optional stdin, off the runtime.
+/// `PAYTOKENS_CACHE` is `none` unless `env` sets it: no test writes to the
+/// user's cache directory.
 async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    run_unset(args, env, &[], stdin).await
+}
+
+/// [`run`], with the variables `unset` removed after the defaults are set
+/// (`PAYTOKENS_CACHE`, to use the default store).
+async fn run_unset(
+    args: &[&str],
+    env: &[(&str, &str)],
+    unset: &[&str],
+    stdin: Option<&str>,
+) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let unset: Vec<String> = unset.iter().map(|s| s.to_string()).collect();
     let env: Vec<(String, String)> = env
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -35,7 +54,11 @@ async fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output
         ] {
             command.env_remove(key);
         }
+        command.env("PAYTOKENS_CACHE", "none");
         command.envs(env);
+        for key in unset {
+            command.env_remove(key);
+        }
         let mut child = command.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         if let Some(text) = stdin {
@@ -453,6 +476,32 @@ async fn usage_errors_never_echo_what_was_mistyped() {
             token(&["--partner-id", "p", "--partner-id", TYPED]),
             "--partner-id can be given only once",
         ),
+        // The cache commands, and --cache.
+        (token(&["--cache"]), "--cache needs a value"),
+        (
+            words(&["cache", "clear", "--cache"]),
+            "--cache needs a value",
+        ),
+        (
+            words(&["cache", TYPED]),
+            "the command (first argument of `paytokens cache`) is not one of status, clear",
+        ),
+        (
+            words(&["cache", "status", &format!("--{TYPED}")]),
+            "`paytokens cache status` has no such option",
+        ),
+        (
+            words(&["cache", "clear", TYPED]),
+            "unexpected argument to `paytokens cache clear`",
+        ),
+        (
+            words(&["cache", "status", "--cache", "none", "--cache", TYPED]),
+            "--cache can be given only once",
+        ),
+        (
+            token(&["--cache", "none", "--cache", TYPED]),
+            "--cache can be given only once",
+        ),
         // Values the library refuses when the source is built.
         (token(&["--base-url", TYPED]), "base URL is not a URL"),
         (
@@ -495,6 +544,13 @@ async fn usage_errors_show_a_readable_usage_line() {
             "{args:?}: {stderr}"
         );
     }
+    let out = run(&["cache", "status", "--nope"], &[], None).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("\nUsage: paytokens cache status [OPTIONS]\n"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -641,4 +697,560 @@ async fn sandbox_prints_one_line_per_request_without_secrets() {
         assert!(!line.contains(&secret) && !line.contains(&token), "{line}");
     }
     assert_no_canary(&rest);
+}
+
+/// A directory under the system's temp dir, removed (with its contents)
+/// when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let path =
+            std::env::temp_dir().join(format!("paytokens-cli-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).unwrap();
+        Self(path)
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.0.join(rel).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The permission bits of `path`.
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// Every file directly in `dir`, with its bytes.
+fn files_in(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// Whether `haystack` contains `needle`.
+fn holds(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Runs `token` for autopay against `sandbox` with `env` (the secret added),
+/// `PAYTOKENS_CACHE` removed when `default_store`; returns the token printed.
+async fn autopay_token(sandbox: &Sandbox, env: &[(&str, &str)], default_store: bool) -> String {
+    let args = token_args(sandbox, common::provider("autopay"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut env = env.to_vec();
+    env.push(("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET));
+    let unset: &[&str] = if default_store {
+        &["PAYTOKENS_CACHE"]
+    } else {
+        &[]
+    };
+    let out = run_unset(&args, &env, unset, None).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        stdout.starts_with("sbx_") && stdout.ends_with('\n'),
+        "{stdout:?}"
+    );
+    assert_no_canary(&stdout);
+    stdout.trim_end().to_owned()
+}
+
+/// Runs `cache <action>` (no client secret given) with `env`, `PAYTOKENS_CACHE`
+/// removed when `default_store`; checks it succeeded without secrets and
+/// returns stdout.
+async fn cache_command(action: &str, env: &[(&str, &str)], default_store: bool) -> String {
+    let unset: &[&str] = if default_store {
+        &["PAYTOKENS_CACHE"]
+    } else {
+        &[]
+    };
+    let out = run_unset(&["cache", action], env, unset, None).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "cache {action}: {stderr}");
+    assert!(stderr.is_empty(), "cache {action}: {stderr}");
+    assert_no_canary(&stdout);
+    assert!(!stdout.contains("cli-client"), "the client id: {stdout}");
+    stdout
+}
+
+/// The `credential …` lines of `cache status`.
+fn credential_lines(status: &str) -> Vec<&str> {
+    status
+        .lines()
+        .filter(|l| l.starts_with("credential "))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reuses_its_token_across_runs_through_the_user_cache_directory() {
+    let sandbox = sandbox_with_canary().await;
+    let autopay = common::provider("autopay");
+    let temp = TempDir::new("xdg");
+    let (xdg, home) = (temp.path("xdg"), temp.path("home"));
+    let env = [("XDG_CACHE_HOME", xdg.as_str()), ("HOME", home.as_str())];
+
+    let first = autopay_token(&sandbox, &env, true).await;
+    let second = autopay_token(&sandbox, &env, true).await;
+    assert_eq!(first, second, "the second run printed a new token");
+    assert_eq!(sandbox.mints_for(autopay, "cli-client"), 1);
+
+    // `$XDG_CACHE_HOME/paytokens`, private, with private files that hold
+    // neither the token, the client id nor the secret.
+    let dir = temp.0.join("xdg/paytokens");
+    assert_eq!(mode(&temp.0.join("xdg")), 0o700, "the XDG cache directory");
+    assert_eq!(mode(&dir), 0o700, "the store directory");
+    let files = files_in(&dir);
+    assert!(!files.is_empty(), "nothing stored in {}", dir.display());
+    for (path, bytes) in &files {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+        for needle in [first.as_str(), CANARY_SECRET, "cli-client", "autopay"] {
+            assert!(!holds(bytes, needle), "{} holds {needle:?}", path.display());
+        }
+    }
+    assert!(
+        !temp.0.join("home/.cache").exists(),
+        "XDG_CACHE_HOME comes first"
+    );
+
+    // --json gives the same token, with the time it has left.
+    let mut args = token_args(&sandbox, autopay);
+    args.push("--json".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secret = ("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET);
+    let out = run_unset(&args, &[env[0], env[1], secret], &["PAYTOKENS_CACHE"], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["access_token"], first.as_str());
+    let lifetime = SandboxClient::demo(autopay).lifetime.as_secs();
+    let left = json["expires_in"].as_u64().unwrap();
+    assert!(left > 0 && left <= lifetime, "{json}");
+    assert_eq!(sandbox.mints_for(autopay, "cli-client"), 1);
+
+    // `cache status` needs no secret and shows none.
+    let status = cache_command("status", &env, true).await;
+    assert!(
+        status.starts_with(&format!("token store: file:{}\n", dir.display())),
+        "{status}"
+    );
+    let lines = credential_lines(&status);
+    assert_eq!(lines.len(), 1, "{status}");
+    assert!(lines[0].contains(": 1 token (expires in "), "{status}");
+    assert!(lines[0].contains("; mints 1/30 per 3600 s;"), "{status}");
+    assert!(lines[0].ends_with("; last error: none"), "{status}");
+    assert!(!status.contains(&first), "{status}");
+
+    // `cache clear`: everything goes, and the next run mints again.
+    let cleared = cache_command("clear", &env, true).await;
+    let count: usize = cleared
+        .strip_prefix("cleared ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{cleared}"));
+    assert!(count >= 1, "{cleared}");
+    assert!(
+        cleared
+            .trim_end()
+            .ends_with(&format!("from file:{}", dir.display())),
+        "{cleared}"
+    );
+    assert!(
+        files_in(&dir).is_empty(),
+        "left after clear: {:?}",
+        files_in(&dir)
+    );
+    let status = cache_command("status", &env, true).await;
+    assert!(status.ends_with("\nempty\n"), "{status}");
+    let third = autopay_token(&sandbox, &env, true).await;
+    assert_ne!(third, first);
+    assert_eq!(sandbox.mints_for(autopay, "cli-client"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_xdg_cache_home_the_store_is_under_home() {
+    let sandbox = sandbox_with_canary().await;
+    let temp = TempDir::new("home");
+    let home = temp.path("home");
+    std::fs::create_dir(&home).unwrap();
+    let env = [("HOME", home.as_str())];
+    let unset = ["PAYTOKENS_CACHE", "XDG_CACHE_HOME"];
+    let args = token_args(&sandbox, common::provider("autopay"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secret = ("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let out = run_unset(&args, &[env[0], secret], &unset, None).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        tokens.push(text(&out.stdout));
+    }
+    assert_eq!(tokens[0], tokens[1]);
+    assert_eq!(sandbox.mints(common::provider("autopay")), 1);
+    let cache = temp.0.join("home/.cache");
+    assert_eq!(mode(&cache), 0o700, "~/.cache, created as XDG asks");
+    assert_eq!(mode(&cache.join("paytokens")), 0o700);
+    let out = run_unset(&["cache", "status"], &env, &unset, None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let status = text(&out.stdout);
+    assert!(
+        status.starts_with(&format!("token store: file:{}/.cache/paytokens\n", home)),
+        "{status}"
+    );
+    assert_eq!(credential_lines(&status).len(), 1, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_none_mints_on_every_run_and_writes_nothing() {
+    let sandbox = sandbox_with_canary().await;
+    let temp = TempDir::new("none");
+    let xdg = temp.path("xdg");
+    let env = [("XDG_CACHE_HOME", xdg.as_str())];
+    let mut args = token_args(&sandbox, common::provider("autopay"));
+    args.extend(["--cache".into(), "none".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let secret = ("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        // The flag wins over the environment.
+        let cache = ("PAYTOKENS_CACHE", xdg.as_str());
+        let out = run(&args, &[env[0], secret, cache], None).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+        tokens.push(text(&out.stdout));
+    }
+    assert_ne!(tokens[0], tokens[1]);
+    assert_eq!(sandbox.mints(common::provider("autopay")), 2);
+    assert!(!temp.0.join("xdg").exists(), "--cache none wrote a store");
+    let out = run(&["cache", "status", "--cache", "none"], &[], None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("token store: none"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_store_is_shared_across_runs_and_cache_status_and_clear_work() {
+    let server = redis_server::RedisServer::start();
+    let url = server.url();
+    let sandbox = sandbox_with_canary().await;
+    let autopay = common::provider("autopay");
+    // Through the flag, then through the environment.
+    let env = [("PAYTOKENS_CACHE", url.as_str())];
+    let first = {
+        let mut args = token_args(&sandbox, autopay);
+        args.extend(["--cache".into(), url.clone()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim_end().to_owned()
+    };
+    let second = autopay_token(&sandbox, &env, false).await;
+    assert_eq!(first, second);
+    assert_eq!(sandbox.mints_for(autopay, "cli-client"), 1);
+
+    // What Redis holds names no token, secret or client id.
+    let keys = server.cli(&["--scan"]);
+    assert!(!keys.is_empty(), "nothing stored in Redis");
+    for key in &keys {
+        let value = server.cli(&["GET", key]).join("\n");
+        for needle in [key.as_str(), value.as_str()] {
+            for secret in [first.as_str(), CANARY_SECRET, "cli-client"] {
+                assert!(!needle.contains(secret), "{key}: holds {secret:?}");
+            }
+        }
+    }
+
+    let status = cache_command("status", &env, false).await;
+    assert!(
+        status.starts_with(&format!("token store: {url}")),
+        "{status}"
+    );
+    let lines = credential_lines(&status);
+    assert_eq!(lines.len(), 1, "{status}");
+    assert!(lines[0].contains(": 1 token (expires in "), "{status}");
+    assert!(lines[0].contains("; mints 1/30 per 3600 s;"), "{status}");
+
+    let cleared = cache_command("clear", &env, false).await;
+    assert!(cleared.starts_with("cleared "), "{cleared}");
+    assert!(!cleared.starts_with("cleared 0 "), "{cleared}");
+    assert!(
+        server.cli(&["--scan"]).is_empty(),
+        "left in Redis after clear"
+    );
+    let status = cache_command("status", &env, false).await;
+    assert!(status.ends_with("\nempty\n"), "{status}");
+    let third = autopay_token(&sandbox, &env, false).await;
+    assert_ne!(third, first);
+    assert_eq!(sandbox.mints_for(autopay, "cli-client"), 2);
+}
+
+/// A Redis password that `assert_no_canary` looks for.
+const REDIS_PASSWORD: &str = "CANARY-redis-pw-9d2c";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_password_works_and_is_never_shown() {
+    let server = redis_server::RedisServer::start_with(&["--requirepass", REDIS_PASSWORD]);
+    let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", server.port());
+    let sandbox = sandbox_with_canary().await;
+    let env = [("PAYTOKENS_CACHE", url.as_str())];
+    let first = autopay_token(&sandbox, &env, false).await;
+    let second = autopay_token(&sandbox, &env, false).await;
+    assert_eq!(first, second);
+    assert_eq!(sandbox.mints(common::provider("autopay")), 1);
+    let status = cache_command("status", &env, false).await;
+    assert_eq!(credential_lines(&status).len(), 1, "{status}");
+    // Help shows where the store comes from, never the value.
+    let out = run(&["token", "--help"], &env, None).await;
+    let help = text(&out.stdout);
+    assert!(help.contains("PAYTOKENS_CACHE"), "{help}");
+    assert_no_canary(&help);
+    // A wrong password: `token` still works (mints alone), `cache` exits 4;
+    // neither shows the password.
+    let wrong = format!("redis://:CANARY-wrong@127.0.0.1:{}", server.port());
+    let env = [("PAYTOKENS_CACHE", wrong.as_str())];
+    autopay_token(&sandbox, &env, false).await;
+    let out = run(&["cache", "status"], &env, None).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_no_canary(&text(&out.stderr));
+    assert_no_canary(&text(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_store_url_is_a_usage_error_that_never_echoes_it() {
+    let sandbox = sandbox_with_canary().await;
+    let autopay = common::provider("autopay");
+    let port = redis_server::free_port();
+    let urls = [
+        format!("redis://u:CANARY-pw@127.0.0.1:{port}x"),
+        "redis://u:CANARY-pw@".to_owned(),
+        format!("redis://u:CANARY-pw@127.0.0.1:{port}#frag"),
+        format!("redis:/u:CANARY-pw@127.0.0.1:{port}"),
+        format!("redis//u:CANARY-pw@127.0.0.1:{port}"),
+        format!("redis:u:CANARY-pw@127.0.0.1:{port}"),
+        format!("http://u:CANARY-pw@127.0.0.1:{port}"),
+        format!("rediss//:CANARY-pw@127.0.0.1:{port}"),
+        "CANARY-pasted-secret".to_owned(),
+        "file:".to_owned(),
+        "".to_owned(),
+    ];
+    let args = token_args(&sandbox, autopay);
+    for url in &urls {
+        let mut with_flag: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_flag.extend(["--cache", url]);
+        let plain: Vec<&str> = args.iter().map(String::as_str).collect();
+        let secret = ("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET);
+        let runs = [
+            run(&with_flag, &[secret], None).await,
+            run(&plain, &[secret, ("PAYTOKENS_CACHE", url)], None).await,
+            run(&["cache", "status", "--cache", url], &[], None).await,
+            run(&["cache", "clear"], &[("PAYTOKENS_CACHE", url)], None).await,
+        ];
+        for out in runs {
+            let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+            assert_eq!(out.status.code(), Some(2), "{url:?}: {stderr}");
+            assert!(stdout.is_empty(), "{url:?}: {stdout}");
+            assert_eq!(stderr.lines().count(), 1, "{url:?}: {stderr}");
+            assert!(stderr.contains("--cache"), "{url:?}: {stderr}");
+            assert_no_canary(&stderr);
+            assert!(!stderr.contains("u:"), "{url:?}: {stderr}");
+        }
+    }
+    assert_eq!(sandbox.mints(autopay), 0, "a usage error sends nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_directory_open_to_others_is_refused_naming_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let sandbox = sandbox_with_canary().await;
+    let autopay = common::provider("autopay");
+    let temp = TempDir::new("loose");
+    let dir = temp.path("store");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let url = format!("file:{dir}");
+    let mut args = token_args(&sandbox, autopay);
+    args.extend(["--cache".into(), url.clone()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let runs = [
+        run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await,
+        run(&["cache", "status", "--cache", &url], &[], None).await,
+        run(&["cache", "clear", "--cache", &url], &[], None).await,
+    ];
+    for out in runs {
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(&dir) && stderr.contains("0755"), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert_no_canary(&stderr);
+    }
+    assert_eq!(sandbox.mints(autopay), 0);
+    assert_eq!(mode(&temp.0.join("store")), 0o755, "left as it was");
+    // The default location is checked alike: `cache` fails, `token` warns
+    // (naming it) and mints without a store.
+    let xdg = temp.path("xdg");
+    std::fs::create_dir_all(format!("{xdg}/paytokens")).unwrap();
+    let store = format!("{xdg}/paytokens");
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let out = run_unset(
+        &["cache", "status"],
+        &[("XDG_CACHE_HOME", xdg.as_str())],
+        &["PAYTOKENS_CACHE"],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains(&store), "{}", text(&out.stderr));
+    let args = token_args(&sandbox, autopay);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let env = [
+        ("XDG_CACHE_HOME", xdg.as_str()),
+        ("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET),
+    ];
+    for run_number in 1..=2 {
+        let out = run_unset(&args, &env, &["PAYTOKENS_CACHE"], None).await;
+        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.starts_with("sbx_"), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("warning: ")
+                && stderr.contains(&store)
+                && stderr.contains("not kept for later runs"),
+            "{stderr}"
+        );
+        assert_no_canary(&stderr);
+        assert_eq!(sandbox.mints(autopay), run_number);
+    }
+    assert!(files_in(std::path::Path::new(&store)).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_store_fails_cache_commands_with_4_but_not_token() {
+    let sandbox = sandbox_with_canary().await;
+    let autopay = common::provider("autopay");
+    let refused = format!("redis://127.0.0.1:{}", redis_server::free_port());
+    let mut paused = redis_server::RedisServer::start();
+    paused.pause();
+    let hung = paused.url();
+    for url in [&refused, &hung] {
+        let env = [("PAYTOKENS_CACHE", url.as_str())];
+        for action in ["status", "clear"] {
+            // Bounded by the CLI itself: the test only guards against a hang.
+            let out =
+                tokio::time::timeout(Duration::from_secs(60), run(&["cache", action], &env, None))
+                    .await
+                    .unwrap_or_else(|_| panic!("cache {action} against {url} did not return"));
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(4), "{url} {action}: {stderr}");
+            assert_eq!(stderr.lines().count(), 1, "{stderr}");
+            assert!(
+                stderr.starts_with("error: token store unavailable") && stderr.contains(url),
+                "{url} {action}: {stderr}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+        // `token` mints without the store and succeeds.
+        let mints = sandbox.mints(autopay);
+        let out = tokio::time::timeout(
+            Duration::from_secs(60),
+            autopay_token(&sandbox, &env, false),
+        )
+        .await;
+        assert!(out.is_ok(), "token against {url} did not return");
+        assert_eq!(sandbox.mints(autopay), mints + 1, "{url}");
+    }
+    paused.resume();
+}
+
+/// Starts `n` runs of the binary with `args` and `env` (`PAYTOKENS_CACHE`
+/// removed when `default_store`) all at once, then waits for each.
+async fn run_together(
+    n: usize,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    default_store: bool,
+) -> Vec<Output> {
+    tokio::task::spawn_blocking(move || {
+        let children: Vec<_> = (0..n)
+            .map(|_| {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_paytokens"));
+                command
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .env_remove("PAYTOKENS_BASE_URL")
+                    .env_remove("PAYTOKENS_CLIENT_ID")
+                    .env_remove("PAYTOKENS_PARTNER_ID")
+                    .env("PAYTOKENS_CACHE", "none")
+                    .envs(env.iter().map(|(k, v)| (k, v)));
+                if default_store {
+                    command.env_remove("PAYTOKENS_CACHE");
+                }
+                command.spawn().unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_started_together_mint_once_through_either_store() {
+    const RUNS: usize = 20;
+    let server = redis_server::RedisServer::start();
+    let temp = TempDir::new("together");
+    let xdg = temp.path("xdg");
+    let autopay = common::provider("autopay");
+    for (store, default_store) in [("file", true), ("redis", false)] {
+        let sandbox = sandbox_with_canary().await;
+        // A slow token endpoint: every run starts before the mint ends.
+        sandbox.inject(autopay, Fault::Latency(Duration::from_millis(800)), RUNS);
+        let mut env = vec![
+            (
+                "PAYTOKENS_CLIENT_SECRET".to_owned(),
+                CANARY_SECRET.to_owned(),
+            ),
+            ("XDG_CACHE_HOME".to_owned(), xdg.clone()),
+        ];
+        if !default_store {
+            env.push(("PAYTOKENS_CACHE".to_owned(), server.url()));
+        }
+        let outputs = run_together(RUNS, token_args(&sandbox, autopay), env, default_store).await;
+        let tokens: Vec<String> = outputs
+            .iter()
+            .map(|out| {
+                assert!(out.status.success(), "{store}: {}", text(&out.stderr));
+                assert_no_canary(&text(&out.stderr));
+                text(&out.stdout)
+            })
+            .collect();
+        assert!(tokens[0].starts_with("sbx_"), "{store}: {:?}", tokens[0]);
+        assert!(
+            tokens.iter().all(|t| *t == tokens[0]),
+            "{store}: different tokens: {tokens:?}"
+        );
+        assert_eq!(sandbox.mints(autopay), 1, "{store}: mints for {RUNS} runs");
+    }
 }
