@@ -551,7 +551,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 tracing::warn!(target: "paytokens::cache", provider = %self.source.provider(),
                     max_mints = self.budget.max_mints, window_s = self.budget.window.as_secs(),
                     "mint budget exhausted; not calling the provider");
-                let class = error_kind(&err);
+                let class = err.class();
                 metrics::gauge!(metric_names::BUDGET_REMAINING, PROVIDER => id).set(0.0);
                 metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => class)
                     .increment(1);
@@ -577,7 +577,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         let id = provider.id();
         metrics::histogram!(metric_names::REFRESH_DURATION, PROVIDER => id)
             .record(elapsed.as_secs_f64());
-        let outcome = result.as_ref().map_or_else(error_kind, |_| "minted");
+        let outcome = result.as_ref().map_or_else(TokenError::class, |_| "minted");
         span.record("outcome", outcome);
         metrics::counter!(metric_names::MINTS, PROVIDER => id, "outcome" => outcome).increment(1);
         if result.is_err() {
@@ -697,16 +697,6 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             // The budget error, if any, is recorded in the flight state.
             let _ = state.start(&mut flight, now);
         });
-    }
-}
-
-fn error_kind(err: &TokenError) -> &'static str {
-    match err {
-        TokenError::Rejected { .. } => "rejected",
-        TokenError::Transient { .. } => "transient",
-        TokenError::InvalidResponse { .. } => "invalid_response",
-        TokenError::Config { .. } => "config",
-        TokenError::MintBudgetExhausted { .. } => "budget_exhausted",
     }
 }
 

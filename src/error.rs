@@ -137,6 +137,19 @@ impl TokenError {
         }
     }
 
+    /// The error's class, as the metrics (`outcome`, `class` labels) and
+    /// `paytokens cache status` name it: `rejected`, `transient`,
+    /// `invalid_response`, `config` or `budget_exhausted`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            TokenError::Rejected { .. } => "rejected",
+            TokenError::Transient { .. } => "transient",
+            TokenError::InvalidResponse { .. } => "invalid_response",
+            TokenError::Config { .. } => "config",
+            TokenError::MintBudgetExhausted { .. } => "budget_exhausted",
+        }
+    }
+
     /// What a person should do about the error, as one short phrase to
     /// follow the message (the CLI prints `{error}; {advice}`):
     ///

@@ -31,7 +31,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
-use super::{Entry, Origin, Outcome, State, error_kind, metric_names};
+use super::{Entry, Origin, Outcome, State, metric_names};
 use crate::store::{Event, Keys, Lock, Record, StoreError, Stored, Take, seal};
 use crate::{AccessToken, Clock, Provider, TokenError, TokenSource, TokenStore};
 
@@ -263,7 +263,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                     window: policy.mint_window,
                     retry_after,
                 };
-                let class = error_kind(&err);
+                let class = err.class();
                 let id = provider.id();
                 metrics::gauge!(metric_names::BUDGET_REMAINING, super::PROVIDER => id).set(0.0);
                 metrics::counter!(metric_names::MINTS, super::PROVIDER => id, "outcome" => class)
@@ -295,7 +295,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 Outcome::Token(self.entry(token, origin, true))
             }
             Err(err) => {
-                let failure = backend.record_failure(keys, error_kind(&err));
+                let failure = backend.record_failure(keys, err.class());
                 if let Err(store_err) = shared.call(failure).await {
                     shared.failed(provider, &store_err);
                 }

@@ -340,7 +340,7 @@ impl Child {
                 fp: None,
                 wait_ms,
                 error: Some(err.to_string()),
-                class: Some(class(&err).to_owned()),
+                class: Some(err.class().to_owned()),
                 retry_after_s: err.retry_after().map(|d| d.as_secs_f64()),
             },
         }
@@ -369,16 +369,4 @@ impl Child {
 fn fingerprint(token: &str) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The class of `err`, as the cache's metrics name it.
-fn class(err: &TokenError) -> &'static str {
-    match err {
-        TokenError::Rejected { .. } => "rejected",
-        TokenError::Transient { .. } => "transient",
-        TokenError::InvalidResponse { .. } => "invalid_response",
-        TokenError::Config { .. } => "config",
-        TokenError::MintBudgetExhausted { .. } => "budget_exhausted",
-        _ => "other",
-    }
 }
