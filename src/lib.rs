@@ -10,8 +10,14 @@
 //! [`Source`] does the rest for any of them, and [`Provider::all`] lists the
 //! registered ones.
 //!
+//! A [`TokenCache`] asks the provider once per token lifetime, whatever
+//! the load, within one process; with a [`TokenStore`] (Redis, or a
+//! directory) once per lifetime across every process that shares the store
+//! ([`TokenCache::with_store`]).
+//!
 //! Secrets and tokens are [`secrecy`] types and never appear in `Debug`,
-//! `Display`, errors or logs.
+//! `Display`, errors or logs; a store holds them only encrypted, under keys
+//! derived from the client secret.
 //!
 //! ```no_run
 //! use paytokens::autopay::Autopay;
