@@ -388,6 +388,13 @@ struct Harness {
 }
 
 impl Harness {
+    /// Drops the harness (and its wiremock servers) with a fresh coop
+    /// budget (see `common::stop`).
+    async fn stop(self) {
+        tokio::task::yield_now().await;
+        drop(self);
+    }
+
     async fn start(stack: Stack, provider: Provider, endpoint: Endpoint) -> Harness {
         Self::with_interval(stack, provider, endpoint, Duration::ZERO).await
     }
@@ -694,6 +701,7 @@ async fn a_thousand_concurrent_requests_rejected_once_mint_once_and_all_succeed(
         let ok = sent.as_slice() == [bearer(2)] || sent.as_slice() == [bearer(1), bearer(2)];
         assert!(ok, "{provider}: request {id} sent {}", sent.len());
     }
+    h.stop().await;
 }
 
 /// The table: each behaviour is a test for each integration, and all of

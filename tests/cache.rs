@@ -96,6 +96,7 @@ async fn a_thousand_concurrent_callers_on_a_cold_cache_cause_one_request() {
     assert_eq!(requests(&server).await, 1);
     assert!(tokens.iter().all(|t| std::ptr::eq(&**t, &*tokens[0])));
     assert_eq!(tokens[0].secret().expose_secret(), "token-1");
+    stop(server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,6 +120,7 @@ async fn continuous_load_refreshes_exactly_once_per_lifetime() {
     // 2 700 s of load over 900 s tokens refreshed 90 s early (at 810 s):
     // the first mint plus one refresh each at 810, 1620 and 2430 s.
     assert_eq!(requests(&server).await, 4);
+    stop(server).await;
 }
 
 #[tokio::test]
@@ -237,6 +239,7 @@ async fn invalid_client_on_refresh_is_returned_at_once_without_a_retry_storm() {
         "{} requests",
         requests(&server).await
     );
+    stop(server).await;
 }
 
 #[tokio::test]

@@ -207,3 +207,13 @@ pub fn assert_result_leaks_nothing<T: std::fmt::Debug + std::fmt::Display>(
         }
     }
 }
+
+/// Drops a wiremock server with a fresh tokio coop budget. Its `Drop` runs
+/// an async verification on a plain executor; if the test's task has spent
+/// its budget (awaiting hundreds of ready join handles does), tokio's
+/// resources answer "pending" to that executor forever and the test spins.
+/// Yielding first gives the task a new budget.
+pub async fn stop(server: wiremock::MockServer) {
+    tokio::task::yield_now().await;
+    drop(server);
+}
