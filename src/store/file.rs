@@ -249,7 +249,7 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path);
-    let mut file = match opened {
+    let file = match opened {
         Ok(file) => file,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
@@ -274,9 +274,22 @@ fn read_private(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
         );
         return Ok(None);
     }
+    if metadata.len() > super::MAX_VALUE_BYTES {
+        refuse(
+            path,
+            &format!("{} bytes, more than any entry", metadata.len()),
+        );
+        return Ok(None);
+    }
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
+    // Bounded even if the file grows after the check.
+    file.take(super::MAX_VALUE_BYTES + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| unavailable(path, &e))?;
+    if bytes.len() as u64 > super::MAX_VALUE_BYTES {
+        refuse(path, "grew past the size of any entry while read");
+        return Ok(None);
+    }
     Ok(Some(bytes))
 }
 
@@ -1025,6 +1038,26 @@ mod tests {
     }
 
     /// A token comes back with its time left, and is absent once expired.
+    /// A token file larger than any entry is never read: a miss.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_oversized_token_file_is_a_miss() {
+        let temp = TempDir::new();
+        let store = FileStore::open(temp.0.clone()).unwrap();
+        let keys = keys();
+        let big = vec![b'x'; usize::try_from(super::super::MAX_VALUE_BYTES).unwrap() + 1];
+        store
+            .put(&keys, &big, Duration::from_secs(60), false)
+            .await
+            .unwrap();
+        assert!(store.get(&keys).await.unwrap().is_none());
+        let just = &big[..big.len() - 9];
+        store
+            .put(&keys, just, Duration::from_secs(60), false)
+            .await
+            .unwrap();
+        assert_eq!(store.get(&keys).await.unwrap().expect("stored").value, just);
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn put_get_with_ttl_and_expiry() {
         let temp = TempDir::new();

@@ -209,6 +209,11 @@ pub struct EntryStatus {
     pub expires_in: Duration,
 }
 
+/// The largest value a store may hand back (1 MiB): tokens are bounded by
+/// the response limit, budgets by the policy; anything larger is refused
+/// (a miss), so that memory stays bounded whatever a store holds.
+pub(crate) const MAX_VALUE_BYTES: u64 = 1 << 20;
+
 /// A sealed value read from a store, with its time to live by the store's
 /// own clock.
 pub(crate) struct Stored {

@@ -66,10 +66,12 @@ const SCAN_COUNT: usize = 500;
 /// (Redis refuses expiries past its clock's range).
 const MAX_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
-/// `GET` and `PTTL` of the token at once: `nil`, or `{value, pttl}`.
+/// `GET` and `PTTL` of the token at once: `nil`, or `{value, pttl}`; `nil`
+/// too for a value longer than ARGV[1] bytes, which is never read.
 static GET: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
+if redis.call('STRLEN', KEYS[1]) > tonumber(ARGV[1]) then return false end
 local value = redis.call('GET', KEYS[1])
 if not value then return false end
 return {value, redis.call('PTTL', KEYS[1])}
@@ -623,8 +625,11 @@ impl Backend for RedisStore {
 
     fn get<'a>(&'a self, keys: &'a Keys) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
         Box::pin(async move {
-            let found: Option<(Vec<u8>, i64)> = self.inner.invoke(GET.key(token_key(keys))).await?;
-            // A token without a time to live was not written by paytokens.
+            let mut get = GET.key(token_key(keys));
+            get.arg(super::MAX_VALUE_BYTES);
+            let found: Option<(Vec<u8>, i64)> = self.inner.invoke(get).await?;
+            // A token without a time to live was not written by paytokens;
+            // one larger than any entry (the script's bound) is not read.
             Ok(found
                 .filter(|(_, ttl)| *ttl > 0)
                 .map(|(value, ttl)| Stored {
@@ -987,6 +992,20 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A value larger than any entry is not read: a miss.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_oversized_value_is_a_miss() {
+        let server = RedisServer::start();
+        let store = store(&server.url());
+        let k = keys("client", &[]);
+        let big = vec![b'x'; usize::try_from(super::super::MAX_VALUE_BYTES).unwrap() + 1];
+        assert!(store.put(&k, &big, TTL, false).await.unwrap());
+        assert!(store.get(&k).await.unwrap().is_none());
+        let just = &big[..big.len() - 1];
+        assert!(store.put(&k, just, TTL, false).await.unwrap());
+        assert_eq!(store.get(&k).await.unwrap().expect("stored").value, just);
     }
 
     #[tokio::test(flavor = "multi_thread")]
