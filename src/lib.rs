@@ -32,13 +32,14 @@
 //!
 //! # Features
 //!
-//! | feature | what it adds |
-//! |---|---|
-//! | (none, the default) | every provider's [`Source`], [`TokenCache`], the typed errors |
-//! | `sandbox` | [`sandbox`]: an offline sandbox of every provider's token endpoint (axum on 127.0.0.1), for your own tests |
-//! | `cli` | the `paytokens` command-line tool (includes `sandbox`) |
-//! | `reqwest-middleware` | [`Bearer`] is a `reqwest_middleware::Middleware`: attaches the token to requests for its origins, handles a 401 once |
-//! | `tower` | [`BearerLayer`]: the same for `http::Request` services (hyper clients, tonic-style stacks) |
+//! | feature | what it adds | what it compiles |
+//! |---|---|---|
+//! | (none, the default) | every provider's [`Source`], [`TokenCache`], [`TokenStore::file`] (a directory shared by the processes of one machine), the typed errors | reqwest (rustls), tokio, serde, aws-lc-rs |
+//! | `redis` | `TokenStore::redis`: the shared store on Redis, for a fleet on many machines | redis-rs (with its rustls support) |
+//! | `sandbox` | [`sandbox`]: an offline sandbox of every provider's token endpoint (axum on 127.0.0.1), for your own tests | axum |
+//! | `cli` | the `paytokens` command-line tool (includes `sandbox`, `redis` and `reqwest-middleware`) | clap, anyhow |
+//! | `reqwest-middleware` | [`Bearer`] is a `reqwest_middleware::Middleware`: attaches the token to requests for its origins, handles a 401 once | reqwest-middleware |
+//! | `tower` | [`BearerLayer`]: the same for `http::Request` services (hyper clients, tonic-style stacks) | tower (its core traits) |
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -7,9 +7,9 @@
 //! - **in-process** (no `TokenStore`, the library's default): each process
 //!   keeps its own tokens, as [`TokenCache::new`](crate::TokenCache::new)
 //!   always did;
-//! - **Redis** ([`TokenStore::redis`]), for replicas on many machines:
-//!   `redis://` or `rediss://` (TLS through rustls), with `user:password@`
-//!   for AUTH or an ACL user;
+//! - **Redis** (`TokenStore::redis`, feature `redis`), for replicas on
+//!   many machines: `redis://` or `rediss://` (TLS through rustls), with
+//!   `user:password@` for AUTH or an ACL user;
 //! - **a directory** ([`TokenStore::file`]), for processes on one machine
 //!   (the CLI's default, in the user's cache directory): one file per entry,
 //!   written atomically, under an OS file lock; the directory must be 0700
@@ -39,6 +39,7 @@ use futures_util::future::BoxFuture;
 
 #[cfg(unix)]
 mod file;
+#[cfg(feature = "redis")]
 mod redis;
 pub(crate) mod seal;
 
@@ -115,6 +116,8 @@ impl TokenStore {
     /// A Redis store at `url`: `redis://[user:password@]host:port[/db]`, or
     /// `rediss://` for TLS (rustls, the platform's roots). Connects lazily,
     /// and reconnects after failures.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(url: &str) -> Result<Self, StoreError> {
         Ok(Self::from_backend(redis::RedisStore::open(url)?))
     }
@@ -127,14 +130,20 @@ impl TokenStore {
         Ok(Self::from_backend(file::FileStore::open(dir.into())?))
     }
 
-    /// The store a URL names: `redis://…`, `rediss://…`, `file:<dir>`; or
-    /// `None` for `none` (in-process only).
+    /// The store a URL names: `redis://…`, `rediss://…` (with the `redis`
+    /// feature; without it, a [`StoreError::Config`] saying so),
+    /// `file:<dir>`; or `None` for `none` (in-process only).
     pub fn from_url(url: &str) -> Result<Option<Self>, StoreError> {
         if url == "none" {
             return Ok(None);
         }
         if url.starts_with("redis://") || url.starts_with("rediss://") {
+            #[cfg(feature = "redis")]
             return Self::redis(url).map(Some);
+            #[cfg(not(feature = "redis"))]
+            return Err(StoreError::Config(
+                "a Redis store needs paytokens' `redis` feature, which this build lacks".into(),
+            ));
         }
         #[cfg(unix)]
         if let Some(dir) = url.strip_prefix("file:") {
