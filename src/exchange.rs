@@ -6,7 +6,7 @@
 use std::error::Error as StdError;
 use std::future::Future;
 use std::io;
-use std::sync::PoisonError;
+use std::sync::{OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use backon::{ExponentialBuilder, Retryable};
@@ -34,7 +34,14 @@ const MAX_MESSAGE_CHARS: usize = 200;
 pub(crate) struct Exchange {
     provider: Provider,
     base_url: String,
-    http: reqwest::Client,
+    /// The HTTP client, built on the first request: building it loads the
+    /// TLS roots, which a source that is only ever served from a store (a
+    /// warm `paytokens token`) never needs. `Err` holds why it could not be
+    /// built.
+    http: OnceLock<Result<reqwest::Client, String>>,
+    /// What every request carries (`Authorization: Basic …` where the spec
+    /// says HTTP Basic, marked sensitive), for building the client.
+    default_headers: HeaderMap,
     retry: RetryPolicy,
     /// The client's timeouts, named in the errors they cause.
     connect_timeout: Duration,
@@ -72,19 +79,11 @@ impl Exchange {
             value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            // A redirect would resend the credentials to wherever it points.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("paytokens/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| check.fail(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             provider,
             base_url,
-            http,
+            http: OnceLock::new(),
+            default_headers: headers,
             retry: options.retry.clone(),
             connect_timeout: options.connect_timeout,
             request_timeout: options.request_timeout,
@@ -101,8 +100,24 @@ impl Exchange {
         &self.base_url
     }
 
-    pub(crate) fn http(&self) -> reqwest::Client {
-        self.http.clone()
+    /// The HTTP client, built on first use (timeouts, no redirects, the
+    /// default headers); a client that cannot be built (no TLS backend) is
+    /// a [`TokenError::Config`], every time it is asked for.
+    pub(crate) fn http(&self) -> Result<reqwest::Client, TokenError> {
+        let built = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .default_headers(self.default_headers.clone())
+                .connect_timeout(self.connect_timeout)
+                .timeout(self.request_timeout)
+                // A redirect would resend the credentials to wherever it points.
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("paytokens/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        });
+        built
+            .clone()
+            .map_err(|problem| Check(self.provider).fail(problem))
     }
 
     pub(crate) fn max_body_bytes(&self) -> u64 {

@@ -155,7 +155,7 @@ impl<A: Adapter> Source<A> {
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let x = &self.exchange;
         let guard = ResponseGuard::new(x.max_body_bytes());
-        let client = A::Client::with_guard(x.base_url(), x.http(), guard);
+        let client = A::Client::with_guard(x.base_url(), x.http()?, guard);
         let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
         let sent = Instant::now();
         match client.send(&self.request, &headers).await {

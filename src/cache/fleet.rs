@@ -131,7 +131,9 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         let keys = &shared.keys;
         // Watch before looking, so that nothing stored in between is missed.
         let mut events = backend.watch(keys);
-        let holder = seal::random_id();
+        // This process's id as the lock's holder: drawn only when it first
+        // tries the lock (a token found in the store needs none).
+        let mut holder = None;
         let started = Instant::now();
         let mut waited = false;
         let mut offered = false;
@@ -169,8 +171,9 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                     Err(err) => return self.store_failed(shared, err).await,
                 }
             }
+            let holder: &str = holder.get_or_insert_with(seal::random_id);
             match shared
-                .call(backend.try_lock(keys, &holder, options.lease))
+                .call(backend.try_lock(keys, holder, options.lease))
                 .await
             {
                 Err(err) => return self.store_failed(shared, err).await,
@@ -187,7 +190,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                         tracing::debug!(target: "paytokens::store", %provider,
                             entry = %keys.entry, "mint lock acquired");
                     }
-                    return self.mint_locked(shared, &holder).await;
+                    return self.mint_locked(shared, holder).await;
                 }
                 Ok(Lock::Held(left)) => {
                     if !waited {

@@ -9,7 +9,8 @@
 //!   names reveal neither the provider, the client id nor the scopes, and
 //!   two credentials never share a name;
 //! - each entry's value is AES-256-GCM under its own derived key, with a
-//!   fresh random 96-bit nonce per write and the entry id as associated
+//!   fresh random 96-bit nonce per write (from the operating system's
+//!   random source) and the entry id as associated
 //!   data: a flipped byte, a value copied from another entry, a value
 //!   written without the key (plaintext) all fail to open and are a miss.
 //!
@@ -135,8 +136,7 @@ impl Keys {
     /// `record` sealed for this entry: `pt1 || nonce || ciphertext || tag`.
     pub(crate) fn seal(&self, record: &Record) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
-        aws_lc_rs::rand::fill(&mut nonce)
-            .unwrap_or_else(|_| unreachable!("the system random source does not fail"));
+        random_bytes(&mut nonce);
         let mut buffer = serde_json::to_vec(record)
             .unwrap_or_else(|_| unreachable!("a record always serializes"));
         self.seal
@@ -197,9 +197,18 @@ impl Record {
 /// A fresh random id: 128 bits, base64url.
 pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .unwrap_or_else(|_| unreachable!("the system random source does not fail"));
+    random_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Fills `out` from the operating system's random source (`getrandom(2)`
+/// on Linux), for nonces and ids. Not aws-lc-rs's generator: its first use
+/// in a process seeds a DRBG from CPU-jitter entropy, tens of milliseconds
+/// that a short-lived `paytokens token` would spend on every run; the
+/// kernel's generator is already seeded, and each call is one system call.
+fn random_bytes(out: &mut [u8]) {
+    getrandom::fill(out)
+        .unwrap_or_else(|err| panic!("the operating system's random source failed: {err}"));
 }
 
 #[cfg(test)]
