@@ -213,7 +213,9 @@ rust-version.workspace = true
 license.workspace = true
 repository.workspace = true
 
+# Generated code has no tests of its own: the workspace's tests exercise it.
 [lib]
+test = false
 doctest = false
 
 [dependencies]

@@ -9,11 +9,11 @@
 //! 401 to the tokens a test revokes. A last test runs the whole table again
 //! with everything traced at TRACE captured, and finds no canary in it.
 
-mod common;
+use crate::common;
+use crate::trace::{assert_nothing_leaked, install as capture};
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -753,69 +753,6 @@ behaviours!(
     a_thousand_concurrent_requests_rejected_once_mint_once_and_all_succeed,
 );
 
-/// Everything traced at TRACE, by any thread of this test binary: each event
-/// is scanned as it is written, keeping only the events that hold a canary
-/// and the policy decisions seen. Installed once, before a test does anything.
-fn capture() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(|| Event(Vec::new()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
-}
-
-#[derive(Default)]
-struct Scanned {
-    leaks: Mutex<Vec<String>>,
-    decisions: Mutex<HashSet<String>>,
-}
-
-static SCANNED: std::sync::LazyLock<Scanned> = std::sync::LazyLock::new(Scanned::default);
-
-/// One event as it is written.
-struct Event(Vec<u8>);
-
-impl Write for Event {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for Event {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0);
-        if text.contains("CANARY") {
-            SCANNED
-                .leaks
-                .lock()
-                .unwrap()
-                .push(text.clone().into_owned());
-        }
-        for part in text.split("decision=\"").skip(1) {
-            let decision = part.split('"').next().unwrap_or_default();
-            SCANNED
-                .decisions
-                .lock()
-                .unwrap()
-                .insert(decision.to_owned());
-        }
-    }
-}
-
-/// Fails when anything traced so far held a canary token or secret.
-fn assert_nothing_leaked() {
-    let leaks = SCANNED.leaks.lock().unwrap();
-    assert!(leaks.is_empty(), "traced a canary: {}", leaks.join(""));
-}
-
 /// The capture works: every behaviour, both integrations, one provider,
 /// and each decision of the policy is in the TRACE output, with no canary.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -825,7 +762,7 @@ async fn the_policy_traces_its_decisions_and_never_a_token_or_secret() {
     for stack in [Stack::Middleware, Stack::Layer] {
         every_behaviour(stack, provider).await;
     }
-    let decisions = SCANNED.decisions.lock().unwrap().clone();
+    let decisions = crate::trace::decisions();
     for decision in [
         "invalidated",
         "retry_with_newer",

@@ -2,7 +2,7 @@
 //! requests counted by the server. Time crosses token lifetimes through a
 //! `ManualClock`; no test sleeps through a lifetime.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! requests never exceed the mint budget, and after recovery exactly one
 //! mint replaces it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,9 +4,8 @@
 //! between runs in the file store (the user's cache directory) and in a real
 //! `redis-server`, and `cache status|clear`.
 
-mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use crate::common;
+use crate::redis_server;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};

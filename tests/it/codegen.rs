@@ -29,7 +29,7 @@ fn generate_file(path: &Path) -> Result<paytokens_codegen::GeneratedCrate, Error
 
 #[test]
 fn every_spec_generates_its_snapshot() {
-    insta::glob!("../specs", "*.yaml", |path| {
+    insta::glob!("../../specs", "*.yaml", |path| {
         let krate = generate_file(path).unwrap_or_else(|e| panic!("{e}"));
         let lib = &krate.files[1];
         assert_eq!(lib.path, "src/lib.rs");
@@ -39,7 +39,7 @@ fn every_spec_generates_its_snapshot() {
 
 #[test]
 fn every_broken_fixture_spec_is_a_located_error() {
-    insta::glob!("fixtures/specs", "*.yaml", |path| {
+    insta::glob!("../fixtures/specs", "*.yaml", |path| {
         let err = match generate_file(path) {
             Ok(_) => panic!("{} generated without error", relative(path)),
             Err(err) => err,

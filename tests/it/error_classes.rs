@@ -2,7 +2,7 @@
 //! on 127.0.0.1, for all four providers, and never a canary secret or token
 //! in the Debug or Display of what comes back.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

@@ -3,7 +3,7 @@
 //! example response. (The adapters and their full wire-format tests build on
 //! these clients; this only shows the generated layer works on its own.)
 
-mod common;
+use crate::common;
 
 use common::{document_request, document_success, provider, refusal};
 use serde_json::json;

@@ -7,16 +7,13 @@
 //! Each test records into a `DebuggingRecorder` set as the thread's local
 //! recorder, on a current-thread runtime (the `#[tokio::test]` default): the
 //! cache's fetch tasks run on the same thread, and tests running in
-//! parallel do not see each other's metrics. Tracing goes the same way: one
-//! global subscriber at TRACE, installed by every test before anything else
-//! (a subscriber set per test races with callsites that other tests register
-//! at the same time), writes each thread's output to that thread's buffer.
+//! parallel do not see each other's metrics. Tracing goes the same way:
+//! the binary's one TRACE capture (`crate::trace`) writes each thread's
+//! output to that thread's buffer.
 
-mod common;
+use crate::common;
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Once};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{CANARY_SECRET, assert_no_canary, quick};
@@ -176,7 +173,7 @@ fn unix_now() -> f64 {
 
 #[tokio::test]
 async fn a_mint_a_hit_an_invalidation_and_an_exhausted_budget_are_each_recorded() {
-    let captured = tracing();
+    let captured = crate::trace::thread_capture();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
@@ -269,7 +266,7 @@ async fn a_mint_a_hit_an_invalidation_and_an_exhausted_budget_are_each_recorded(
 
 #[tokio::test]
 async fn failed_fetches_are_counted_by_class_once_per_fetch() {
-    let captured = tracing();
+    let captured = crate::trace::thread_capture();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
@@ -332,7 +329,7 @@ async fn failed_fetches_are_counted_by_class_once_per_fetch() {
 
 #[tokio::test]
 async fn concurrent_callers_of_a_miss_record_one_mint() {
-    let captured = tracing();
+    let captured = crate::trace::thread_capture();
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let _local = metrics::set_default_local_recorder(&recorder);
@@ -356,55 +353,6 @@ async fn concurrent_callers_of_a_miss_record_one_mint() {
     assert_traced_nothing_secret(&captured.take());
 }
 
-/// Everything traced on one thread, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
-    }
-}
-
-thread_local! {
-    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
-}
-
-/// Writes to the current thread's [`Captured`], if any.
-struct ThreadWriter;
-
-impl std::io::Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CAPTURE.with(|capture| {
-            if let Some(captured) = &*capture.borrow() {
-                captured.0.lock().unwrap().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs the global subscriber (once) and captures this thread's output:
-/// TRACE and up, with a line for each span that closes.
-fn tracing() -> Captured {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-            .with_writer(|| ThreadWriter)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
-    let captured = Captured::default();
-    CAPTURE.with(|capture| *capture.borrow_mut() = Some(captured.clone()));
-    captured
-}
-
 /// Fails when traced text holds a canary (the client ids and secret of
 /// these tests) or a sandbox token.
 fn assert_traced_nothing_secret(traced: &str) {
@@ -423,7 +371,7 @@ fn request_spans(traced: &str) -> Vec<&str> {
 
 #[tokio::test]
 async fn each_attempt_is_a_token_request_span_with_provider_attempt_and_status() {
-    let captured = tracing();
+    let captured = crate::trace::thread_capture();
     let sandbox = Sandbox::start().await.unwrap();
     for provider in Provider::all() {
         let id = provider.id();

@@ -6,9 +6,9 @@
 //! when it is usable.
 //!
 //! Cases per property: `PROPTEST_CASES` (default 1000, as in CI). A longer
-//! run: `PROPTEST_CASES=50000 cargo test --test properties`.
+//! run: `PROPTEST_CASES=50000 cargo test --test it properties::`.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex, OnceLock};
 

@@ -4,7 +4,7 @@
 //! rest as RFC 6750 says, checks scopes where tokens carry them, counts its
 //! requests, and logs them without the token.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

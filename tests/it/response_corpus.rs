@@ -16,11 +16,9 @@
 //! (the provider's error example, with the status numbers it holds set to the
 //! case's status).
 
-mod common;
+use crate::common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -327,36 +325,9 @@ async fn serve(provider: Provider, case: Case, elsewhere: &str) -> (String, Opti
     (server.uri(), Some(server))
 }
 
-/// Everything traced, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn take(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn every_case_has_its_pinned_outcome_and_leaks_nothing() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = crate::trace::thread_capture();
     let elsewhere = MockServer::start().await;
     let mut counts = Vec::new();
     for provider in Provider::all() {

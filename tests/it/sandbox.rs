@@ -2,7 +2,7 @@
 //! adapters over HTTP on 127.0.0.1, and its fault injection produces each
 //! error class.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

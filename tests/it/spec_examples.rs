@@ -4,7 +4,7 @@
 //! type, header parameters, credentials where the spec puts them, and the
 //! body. A new provider is covered as soon as it is registered.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -22,17 +22,15 @@
 //!   warning per cache, and convergence on one token once it is up;
 //! - (file) a directory others can read is refused, naming it.
 
-mod common;
-#[path = "common/redis_server.rs"]
-mod redis_server;
+use crate::common;
+use crate::redis_server;
+use crate::trace::{assert_nothing_leaked, install as capture, watch_for};
 
-use std::collections::HashSet;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -505,93 +503,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// The TRACE capture (as in tests/bearer.rs): every event by any thread of
-// this binary is scanned as it is written.
-
-/// What no traced event may hold: "CANARY" (every token, secret and client
-/// id here has it) and the credentials in Basic form.
-static NEEDLES: LazyLock<Mutex<HashSet<String>>> =
-    LazyLock::new(|| Mutex::new(HashSet::from(["CANARY".to_owned()])));
-/// Traced events that held a needle.
-static LEAKS: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Mutex::default);
-/// Traced "token store failed" warnings.
-static STORE_FAILED: LazyLock<Mutex<Vec<String>>> = LazyLock::new(Mutex::default);
-
-/// Adds `needle` to what no traced event may hold.
-fn watch_for(needle: &str) {
-    NEEDLES.lock().unwrap().insert(needle.to_owned());
-}
-
-/// Installs the capture once, before a test does anything.
-fn capture() {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(|| Event(Vec::new()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-    });
-}
-
-/// One event as it is written.
-struct Event(Vec<u8>);
-
-impl Write for Event {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Drop for Event {
-    fn drop(&mut self) {
-        let text = String::from_utf8_lossy(&self.0).into_owned();
-        let leaked = NEEDLES
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .any(|needle| text.contains(needle.as_str()));
-        if leaked {
-            LEAKS
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(text.clone());
-        }
-        if text.contains("token store failed") {
-            STORE_FAILED
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(text);
-        }
-    }
-}
-
-/// Fails when anything traced so far held a canary or a credential.
-fn assert_nothing_leaked() {
-    let leaks = LEAKS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    assert!(leaks.is_empty(), "traced a canary: {}", leaks.join(""));
-}
-
-/// The "token store failed" warnings about the store on `port`.
-fn store_failed_warnings(port: u16) -> usize {
-    let at = format!("127.0.0.1:{port}");
-    STORE_FAILED
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|event| event.contains(&at) && event.contains("WARN"))
-        .count()
-}
-
-// ---------------------------------------------------------------------------
 // Tests, each for both kinds of store.
 
 /// Each named `async fn(Kind)` as two tests, `redis_store::<name>` and
@@ -995,7 +906,7 @@ async fn redis_down_from_the_start_mints_alone_warns_once_and_converges() {
     }
     assert!(calls > 100, "{calls} calls");
     assert_eq!(
-        store_failed_warnings(port),
+        crate::trace::store_failed_warnings(&format!("127.0.0.1:{port}")),
         1,
         "one warning in {calls} calls"
     );
@@ -1012,7 +923,11 @@ async fn redis_down_from_the_start_mints_alone_warns_once_and_converges() {
     let alone_a = value(&token(&a).await);
     let alone_b = value(&token(&b).await);
     assert_ne!(alone_a, alone_b, "each minted alone");
-    assert_eq!(store_failed_warnings(port), 2, "one warning per cache");
+    assert_eq!(
+        crate::trace::store_failed_warnings(&format!("127.0.0.1:{port}")),
+        2,
+        "one warning per cache"
+    );
 
     // The store comes up: one token for both, no more mints than caches.
     let before = endpoint.mints();
@@ -1036,7 +951,11 @@ async fn redis_down_from_the_start_mints_alone_warns_once_and_converges() {
     let third = endpoint.cache(&id, CANARY_SECRET, SCOPES_A, exact(), store());
     assert_eq!(value(&token(&third).await), value(&token(&a).await));
     assert_eq!(endpoint.mints() - before, after);
-    assert_eq!(store_failed_warnings(port), 2, "no warning once it is back");
+    assert_eq!(
+        crate::trace::store_failed_warnings(&format!("127.0.0.1:{port}")),
+        2,
+        "no warning once it is back"
+    );
     assert_nothing_leaked();
 }
 

@@ -2,7 +2,7 @@
 //! method, path, content type, `Authorization`, `X-PARTNER-ID`, body bytes or
 //! JSON fields, and every example of the provider documents decoded verbatim.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
