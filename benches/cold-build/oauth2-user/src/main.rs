@@ -11,9 +11,11 @@ async fn send(http: &reqwest::Client, request: HttpRequest) -> Result<HttpRespon
         .body(body)
         .send()
         .await?;
-    let mut out = HttpResponse::new(response.status());
-    *out.headers_mut() = response.headers().clone();
-    *out.body_mut() = response.bytes().await?.to_vec();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let mut out = HttpResponse::new(response.bytes().await?.to_vec());
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
     Ok(out)
 }
 
