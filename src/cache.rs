@@ -38,7 +38,7 @@ mod fleet;
 
 use crate::clock::{Clock, SystemClock};
 use crate::store::Keys;
-use crate::{AccessToken, CacheKey, Provider, TokenError, TokenSource, TokenStore};
+use crate::{AccessToken, CacheKey, Provider, StoreError, TokenError, TokenSource, TokenStore};
 use fleet::Shared as Store;
 
 /// The names of the metrics the cache emits (documented in the README's
@@ -59,6 +59,8 @@ pub(crate) mod metric_names {
     pub const EXPIRY_TIMESTAMP: &str = "paytokens_token_expiry_timestamp_seconds";
     /// Counter: tokens dropped by [`TokenCache::invalidate`](crate::TokenCache::invalidate).
     pub const UNAUTHORIZED_INVALIDATIONS: &str = "paytokens_unauthorized_invalidations_total";
+    /// Counter: store calls that failed or did not answer in time.
+    pub const STORE_FAILURES: &str = "paytokens_store_failures_total";
 }
 
 /// The `provider` label: the id, a `&'static str` (no allocation).
@@ -379,6 +381,39 @@ impl<S: TokenSource + 'static, C: Clock> TokenCache<S, C> {
     /// The key of the tokens this cache holds.
     pub fn key(&self) -> &CacheKey {
         self.state.source.cache_key()
+    }
+
+    /// Offers the token this cache minted without its store (the store was
+    /// failing then) to the store, where none is stored, so that other
+    /// processes take it instead of minting: what a short-lived process
+    /// does before it exits (a long-lived one does it at its next refresh
+    /// check). One store call, bounded by [`StoreOptions::op_timeout`](crate::StoreOptions::op_timeout).
+    /// `Ok(true)` when it was stored; `Ok(false)` when there was nothing to
+    /// offer or the store already holds a token.
+    pub async fn share_with_store(&self) -> Result<bool, StoreError> {
+        let Some(shared) = &self.state.shared else {
+            return Ok(false);
+        };
+        match self.state.offer_fallback(shared).await {
+            None | Some(Ok(None)) => Ok(false),
+            Some(Ok(Some(entry))) => {
+                let _flight = self.state.lock_flight();
+                self.state.entry.store(Some(entry));
+                Ok(true)
+            }
+            Some(Err(err)) => {
+                shared.failed(self.key().provider, &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// Why this cache's [`TokenStore`] could not be used, while it has not
+    /// answered since: its tokens were then kept or minted without the
+    /// store. `None` when the store answered last, or there is no store.
+    /// The error names the store without its password, never a token.
+    pub fn store_error(&self) -> Option<StoreError> {
+        self.state.shared.as_ref().and_then(Store::last_error)
     }
 
     /// A valid token: the cached one while it is fresh, otherwise the result

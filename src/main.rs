@@ -569,11 +569,25 @@ async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Fail
     let source = provider.source(config)?;
     let cached;
     let fetched;
+    let mut shared = None;
     let token: &AccessToken = match open_store(args.store.cache.as_deref(), false)? {
         Some(store) => {
-            cached = TokenCache::with_store(source, CachePolicy::default(), store)?
-                .token()
-                .await?;
+            let at = store.describe();
+            let cache = TokenCache::with_store(source, CachePolicy::default(), store)?;
+            let result = cache.token().await;
+            if let Some(err) = cache.store_error() {
+                let what = if result.is_ok() {
+                    "minted without the shared store: later runs cannot reuse this token"
+                } else {
+                    "asked the provider without the shared store"
+                };
+                eprintln!(
+                    "warning: {err} (at {at}); {what}; check --cache (or PAYTOKENS_CACHE), or \
+                     pass --cache none"
+                );
+            }
+            cached = result?;
+            shared = Some(cache);
             &cached
         }
         None => {
@@ -593,8 +607,20 @@ async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Fail
     } else {
         token.secret().expose_secret().to_owned()
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{output}").map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{output}").map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
+        stdout
+            .flush()
+            .map_err(|e| Failure::usage(format!("cannot write: {e}")))?;
+    }
+    // A token minted while the store failed: one more try (bounded by the
+    // store's op_timeout, 1 s) to leave it there for the next runs.
+    if let Some(cache) = shared
+        && cache.store_error().is_some()
+    {
+        let _ = cache.share_with_store().await;
+    }
     Ok(())
 }
 

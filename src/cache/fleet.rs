@@ -5,12 +5,16 @@
 //! due) runs [`State::shared_fetch`]:
 //!
 //! 1. read the store: a fresh token there is taken, and nothing is minted;
+//!    a failed mint recorded there (the error another process's mint got,
+//!    while its cooldown lasts) is returned, and nothing is asked either;
 //! 2. a token this process minted alone while the store failed is offered
 //!    to the store (written only where none is), so that the fleet
 //!    converges on one token;
 //! 3. take the mint lock: its holder checks the store once more, takes one
 //!    mint from the credential's budget in the store, mints while renewing
-//!    its lease, stores the token, and releases the lock; everyone else
+//!    its lease, stores the token (or, when the provider refused, was
+//!    unavailable or answered nonsense, the failure, for the cooldown the
+//!    cache's policy gives it), and releases the lock; everyone else
 //!    waits (woken by the store's notifications, or polling) and goes back
 //!    to 1. A holder that died loses the lock when its lease runs out, and
 //!    a waiter takes it over. A waiter never mints because it waited: only
@@ -32,6 +36,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::{Entry, Origin, Outcome, State, metric_names};
+use crate::store::seal::Failure;
 use crate::store::{Event, Keys, Lock, Record, StoreError, Stored, Take, seal};
 use crate::{AccessToken, Clock, Provider, TokenError, TokenSource, TokenStore};
 
@@ -45,6 +50,8 @@ pub(super) struct Shared {
     pub(super) keys: Keys,
     /// Whether the last store call failed (the switch is logged once).
     degraded: AtomicBool,
+    /// The last store failure, until the store answers again.
+    last_error: Mutex<Option<StoreError>>,
     /// Mints invalidated here or by other processes.
     revoked: Mutex<VecDeque<String>>,
     /// Starts the listener for other processes' invalidations.
@@ -61,6 +68,7 @@ impl Shared {
             store,
             keys,
             degraded: AtomicBool::new(false),
+            last_error: Mutex::new(None),
             revoked: Mutex::new(VecDeque::new()),
             listening: Once::new(),
             _alive: alive_tx,
@@ -78,6 +86,10 @@ impl Shared {
         match tokio::time::timeout(bound, call).await {
             Ok(Ok(value)) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
+                    *self
+                        .last_error
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = None;
                     tracing::info!(target: "paytokens::store", store = %self.store.describe(),
                         entry = %self.keys.entry, "token store reachable again");
                 }
@@ -91,8 +103,16 @@ impl Shared {
         }
     }
 
-    /// Records a failed store call; the first after a success is logged.
+    /// Records a failed store call (counted in
+    /// [`STORE_FAILURES`](metric_names::STORE_FAILURES)); the first after a
+    /// success is logged.
     pub(super) fn failed(&self, provider: Provider, err: &StoreError) {
+        metrics::counter!(metric_names::STORE_FAILURES, super::PROVIDER => provider.id())
+            .increment(1);
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "paytokens::store", %provider, store = %self.store.describe(),
                 entry = %self.keys.entry, error = %err,
@@ -102,6 +122,14 @@ impl Shared {
             tracing::debug!(target: "paytokens::store", %provider, error = %err,
                 "token store still failing");
         }
+    }
+
+    /// The last store failure, while the store has not answered since.
+    pub(super) fn last_error(&self) -> Option<StoreError> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Remembers that mint `mint` was invalidated.
@@ -156,6 +184,13 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                         self.serve_meanwhile(entry);
                     }
                 }
+            }
+            // A mint that failed moments ago, in any process: its error,
+            // and nobody asks the provider again until its cooldown ends.
+            match self.shared_failure(shared).await {
+                Ok(Some(err)) => return Outcome::Failed(err),
+                Ok(None) => {}
+                Err(err) => return self.store_failed(shared, err).await,
             }
             let offer = if offered {
                 None
@@ -247,6 +282,18 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 return self.store_failed(shared, err).await;
             }
         }
+        // Or failed just before we locked.
+        match self.shared_failure(shared).await {
+            Ok(None) => {}
+            Ok(Some(err)) => {
+                release().await;
+                return Outcome::Failed(err);
+            }
+            Err(err) => {
+                release().await;
+                return self.store_failed(shared, err).await;
+            }
+        }
         let policy = &self.policy;
         let take = backend.take_budget(keys, policy.max_mints, policy.mint_window);
         match shared.call(take).await {
@@ -301,6 +348,21 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 let failure = backend.record_failure(keys, err.class());
                 if let Err(store_err) = shared.call(failure).await {
                     shared.failed(provider, &store_err);
+                }
+                // Shared before the release wakes the waiters: they return
+                // this error instead of asking the provider again.
+                if let Some(failure) = failure_of(&err) {
+                    let failures = self.lock_flight().failures.saturating_add(1);
+                    let cooldown = self.policy.backoff(failures, &err);
+                    let sealed = keys.seal_failure(&failure);
+                    let put = backend.put_failure(keys, &sealed, cooldown);
+                    match shared.call(put).await {
+                        Ok(()) => tracing::debug!(target: "paytokens::store", %provider,
+                            entry = %keys.entry, class = err.class(),
+                            cooldown_ms = cooldown.as_millis() as u64,
+                            "shared a failed mint with the other processes"),
+                        Err(store_err) => shared.failed(provider, &store_err),
+                    }
                 }
                 release().await;
                 Outcome::Failed(err)
@@ -377,7 +439,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
     /// A token minted here while the store failed, still fresh, offered to
     /// the store where it holds none. `None`: nothing to offer;
     /// `Some(Ok(None))`: the store has another one.
-    async fn offer_fallback(
+    pub(super) async fn offer_fallback(
         self: &Arc<Self>,
         shared: &Shared,
     ) -> Option<Result<Option<Arc<Entry>>, StoreError>> {
@@ -412,6 +474,28 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             drop(current);
             self.entry.store(Some(entry));
         }
+    }
+
+    /// The error of the entry's last failed mint, by any process, while its
+    /// cooldown lasts; `None` when there is none (or it does not open with
+    /// this credential's key).
+    async fn shared_failure(&self, shared: &Shared) -> Result<Option<TokenError>, StoreError> {
+        let Some(stored) = shared
+            .call(shared.store.backend.get_failure(&shared.keys))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let provider = self.source.provider();
+        let Some(failure) = shared.keys.open_failure(&stored.value) else {
+            tracing::warn!(target: "paytokens::store", %provider, entry = %shared.keys.entry,
+                "refused a stored failed mint that does not open with this credential's key");
+            return Ok(None);
+        };
+        tracing::debug!(target: "paytokens::store", %provider, entry = %shared.keys.entry,
+            left_ms = stored.ttl.as_millis() as u64,
+            "another process's mint failed; not asking the provider during its cooldown");
+        Ok(Some(error_of(provider, failure, stored.ttl)))
     }
 
     /// The stored token as a cache entry; `None` when it does not open with
@@ -504,6 +588,88 @@ async fn notified(events: &mut tokio::sync::broadcast::Receiver<Event>) -> Optio
         Ok(event) => Some(event),
         Err(RecvError::Lagged(_)) => None,
         Err(RecvError::Closed) => std::future::pending().await,
+    }
+}
+
+/// What other processes are told of `err`: the provider's answer (a
+/// rejection, an outage, an unusable response); `None` for errors of this
+/// process alone (its configuration, its budget).
+fn failure_of(err: &TokenError) -> Option<Failure> {
+    match err {
+        TokenError::Rejected {
+            status,
+            code,
+            message,
+            ..
+        } => Some(Failure::Rejected {
+            status: *status,
+            code: code.clone(),
+            message: message.clone(),
+        }),
+        TokenError::Transient {
+            reason,
+            cause,
+            status,
+            ..
+        } => Some(Failure::Transient {
+            reason: reason.clone(),
+            cause: format!("{cause:?}"),
+            status: *status,
+        }),
+        TokenError::InvalidResponse {
+            status, problem, ..
+        } => Some(Failure::Invalid {
+            status: *status,
+            problem: problem.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The error another process's failed mint stands for; `left` is what is
+/// left of its cooldown (a transient one's `retry_after`).
+fn error_of(provider: Provider, failure: Failure, left: Duration) -> TokenError {
+    match failure {
+        Failure::Rejected {
+            status,
+            code,
+            message,
+        } => TokenError::Rejected {
+            provider,
+            status,
+            code,
+            message,
+        },
+        Failure::Transient {
+            reason,
+            cause,
+            status,
+        } => {
+            use crate::TransientCause as C;
+            let cause = [
+                C::Status,
+                C::Timeout,
+                C::ConnectionRefused,
+                C::HostNotFound,
+                C::Tls,
+                C::ConnectionReset,
+            ]
+            .into_iter()
+            .find(|c| format!("{c:?}") == cause)
+            .unwrap_or(C::Other);
+            TokenError::Transient {
+                provider,
+                reason,
+                cause,
+                status,
+                retry_after: Some(left),
+            }
+        }
+        Failure::Invalid { status, problem } => TokenError::InvalidResponse {
+            provider,
+            status,
+            problem,
+        },
     }
 }
 

@@ -45,6 +45,8 @@ use super::{Backend, CredentialStatus, EntryStatus, Event, Keys, Lock, StoreErro
 const TOKEN: &str = "token";
 /// The suffix of mint lock files.
 const LOCK: &str = "lock";
+/// The suffix of failed-mint files (the outcome waiters share).
+const FAILURE: &str = "failure";
 /// The suffix of budget files.
 const BUDGET: &str = "budget";
 /// The suffix of meta files.
@@ -166,6 +168,77 @@ impl FileStore {
     }
 
     /// The key of `keys`' event channel.
+    /// The entry's unexpired file with `suffix` (a token or a failed
+    /// mint), and its time to live.
+    fn get_file<'a>(
+        &'a self,
+        keys: &'a Keys,
+        suffix: &str,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        let dir = self.dir.clone();
+        let credential = keys.credential.clone();
+        let name = entry_file(keys, suffix);
+        Box::pin(blocking(move || {
+            let path = dir.join(&name);
+            let now = now_ms();
+            let Some(bytes) = read_private(&path)? else {
+                return Ok(None);
+            };
+            if let Some((expiry, value)) = unexpired(&bytes, now) {
+                return Ok(Some(Stored {
+                    value: value.to_vec(),
+                    ttl: Duration::from_millis(expiry - now),
+                }));
+            }
+            // Expired or truncated: remove it, if that is still what is
+            // there, when the guard is free (tidying only; a miss anyway).
+            if let Some(_guard) = try_guard(&dir, &credential)
+                && let Ok(Some(bytes)) = read_private(&path)
+                && unexpired(&bytes, now_ms()).is_none()
+            {
+                let _ = remove(&path);
+            }
+            Ok(None)
+        }))
+    }
+
+    /// Writes the entry's file with `suffix` for `ttl` (only where none is
+    /// unexpired, with `only_if_absent`), then announces
+    /// [`Event::Stored`]; whether it wrote.
+    fn put_file<'a>(
+        &'a self,
+        keys: &'a Keys,
+        suffix: &str,
+        value: &'a [u8],
+        ttl: Duration,
+        only_if_absent: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let dir = self.dir.clone();
+        let credential = keys.credential.clone();
+        let name = entry_file(keys, suffix);
+        let value = value.to_vec();
+        Box::pin(async move {
+            let wrote = blocking(move || {
+                // Every write is guarded, so that delete_if's compare and
+                // delete never removes a token stored in between.
+                let _guard = guard(&dir, &credential)?;
+                let now = now_ms();
+                if only_if_absent && read_token(&dir.join(&name), now)?.is_some() {
+                    return Ok(false);
+                }
+                let expiry = now.saturating_add(millis(ttl));
+                let bytes = [expiry.to_be_bytes().as_slice(), &value].concat();
+                write_atomic(&dir, &name, &bytes)?;
+                Ok(true)
+            })
+            .await?;
+            if wrote {
+                self.announce(keys, Event::Stored);
+            }
+            Ok(wrote)
+        })
+    }
+
     fn channel(&self, keys: &Keys) -> Channel {
         (self.dir.clone(), entry_stem(keys))
     }
@@ -432,6 +505,8 @@ enum Name<'a> {
     Token(&'a str, &'a str),
     /// `<credential>.<entry>.lock`.
     Lock,
+    /// `<credential>.<entry>.failure`.
+    Failure,
     /// `<credential>.budget`.
     Budget(&'a str),
     /// `<credential>.meta`.
@@ -461,6 +536,7 @@ fn parse_name(name: &str) -> Option<Name<'_>> {
     match parts.as_slice() {
         [c, e, TOKEN] if is_id(c) && is_id(e) => Some(Name::Token(c, e)),
         [c, e, LOCK] if is_id(c) && is_id(e) => Some(Name::Lock),
+        [c, e, FAILURE] if is_id(c) && is_id(e) => Some(Name::Failure),
         [c, BUDGET] if is_id(c) => Some(Name::Budget(c)),
         [c, META] if is_id(c) => Some(Name::Meta(c)),
         [c, GUARD] if is_id(c) => Some(Name::Guard),
@@ -499,31 +575,7 @@ impl Backend for FileStore {
     }
 
     fn get<'a>(&'a self, keys: &'a Keys) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
-        let dir = self.dir.clone();
-        let credential = keys.credential.clone();
-        let name = entry_file(keys, TOKEN);
-        Box::pin(blocking(move || {
-            let path = dir.join(&name);
-            let now = now_ms();
-            let Some(bytes) = read_private(&path)? else {
-                return Ok(None);
-            };
-            if let Some((expiry, value)) = unexpired(&bytes, now) {
-                return Ok(Some(Stored {
-                    value: value.to_vec(),
-                    ttl: Duration::from_millis(expiry - now),
-                }));
-            }
-            // Expired or truncated: remove it, if that is still what is
-            // there, when the guard is free (tidying only; a miss anyway).
-            if let Some(_guard) = try_guard(&dir, &credential)
-                && let Ok(Some(bytes)) = read_private(&path)
-                && unexpired(&bytes, now_ms()).is_none()
-            {
-                let _ = remove(&path);
-            }
-            Ok(None)
-        }))
+        self.get_file(keys, TOKEN)
     }
 
     fn put<'a>(
@@ -533,29 +585,25 @@ impl Backend for FileStore {
         ttl: Duration,
         only_if_absent: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
-        let dir = self.dir.clone();
-        let credential = keys.credential.clone();
-        let name = entry_file(keys, TOKEN);
-        let value = value.to_vec();
+        self.put_file(keys, TOKEN, value, ttl, only_if_absent)
+    }
+
+    fn get_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        self.get_file(keys, FAILURE)
+    }
+
+    fn put_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        value: &'a [u8],
+        cooldown: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let wrote = blocking(move || {
-                // Every write is guarded, so that delete_if's compare and
-                // delete never removes a token stored in between.
-                let _guard = guard(&dir, &credential)?;
-                let now = now_ms();
-                if only_if_absent && read_token(&dir.join(&name), now)?.is_some() {
-                    return Ok(false);
-                }
-                let expiry = now.saturating_add(millis(ttl));
-                let bytes = [expiry.to_be_bytes().as_slice(), &value].concat();
-                write_atomic(&dir, &name, &bytes)?;
-                Ok(true)
-            })
-            .await?;
-            if wrote {
-                self.announce(keys, Event::Stored);
-            }
-            Ok(wrote)
+            self.put_file(keys, FAILURE, value, cooldown, false).await?;
+            Ok(())
         })
     }
 
@@ -734,7 +782,7 @@ impl Backend for FileStore {
                         credentials.entry(credential.to_owned()).or_default().meta =
                             Meta::read(&path)?;
                     }
-                    Some(Name::Lock | Name::Guard | Name::Temp) | None => {}
+                    Some(Name::Lock | Name::Failure | Name::Guard | Name::Temp) | None => {}
                 }
             }
             Ok(credentials
@@ -1099,6 +1147,37 @@ mod tests {
             assert!(store.get(&keys).await.unwrap().is_none());
             assert!(!path.exists());
         }
+    }
+
+    /// A failed mint is a file of its own beside the token (0600, named by
+    /// the ids), replaced by the next failure, gone when its cooldown ends,
+    /// removed by `clear`.
+    #[tokio::test]
+    async fn a_failure_is_kept_for_its_cooldown_beside_the_token() {
+        let temp = TempDir::new();
+        let store = FileStore::open(temp.0.clone()).unwrap();
+        let keys = keys();
+        assert!(store.get_failure(&keys).await.unwrap().is_none());
+        let cooldown = Duration::from_secs(60);
+        store.put_failure(&keys, b"first", cooldown).await.unwrap();
+        store.put_failure(&keys, b"second", cooldown).await.unwrap();
+        let found = store.get_failure(&keys).await.unwrap().expect("stored");
+        assert_eq!(found.value, b"second");
+        assert!(found.ttl <= cooldown && !found.ttl.is_zero());
+        assert!(
+            store.get(&keys).await.unwrap().is_none(),
+            "a failure is no token"
+        );
+        let name = entry_file(&keys, FAILURE);
+        assert_eq!(parse_name(&name), Some(Name::Failure));
+        assert_eq!(mode(&temp.0.join(&name)), 0o600);
+        assert!(store.clear().await.unwrap() >= 1);
+        assert!(!temp.0.join(&name).exists(), "clear left the failure");
+        store
+            .put_failure(&keys, b"gone", Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(store.get_failure(&keys).await.unwrap().is_none());
     }
 
     /// A conditional put writes only where no unexpired token is, once under races.

@@ -280,6 +280,22 @@ pub(crate) trait Backend: Send + Sync + 'static {
         only_if_absent: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// The sealed outcome of the entry's last failed mint, while its
+    /// cooldown lasts, and the time it has left.
+    fn get_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>>;
+
+    /// Stores `value` as the entry's failed mint for `cooldown` (replacing
+    /// an earlier one), then announces [`Event::Stored`].
+    fn put_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        value: &'a [u8],
+        cooldown: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Deletes the entry's token only if it is still `value`, then
     /// announces [`Event::Deleted`] with `mint`; returns whether it deleted.
     fn delete_if<'a>(

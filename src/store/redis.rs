@@ -6,6 +6,9 @@
 //!   whose time to live (`PX`) is the token's expiry on the server's clock;
 //! - `paytokens:<credential>:<entry>:lock`: the mint lock, a string holding
 //!   its holder's random id, with the lease as its time to live;
+//! - `paytokens:<credential>:<entry>:failure`: the sealed outcome of the
+//!   entry's last failed mint, whose time to live is its cooldown: while it
+//!   lasts, no process asks the provider for this entry;
 //! - `paytokens:<credential>:budget`: a sorted set of mint times (ms on the
 //!   server's clock), the sliding window of the mint budget;
 //! - `paytokens:<credential>:meta`: a hash with the budget (`max`,
@@ -230,6 +233,11 @@ fn token_key(keys: &Keys) -> String {
     format!("{PREFIX}{}:{}:token", keys.credential, keys.entry)
 }
 
+/// The name of the entry's last failed mint, while its cooldown lasts.
+fn failure_key(keys: &Keys) -> String {
+    format!("{PREFIX}{}:{}:failure", keys.credential, keys.entry)
+}
+
 /// The mint lock's name.
 fn lock_key(keys: &Keys) -> String {
     format!("{PREFIX}{}:{}:lock", keys.credential, keys.entry)
@@ -297,7 +305,9 @@ fn parse_name(key: &str) -> Option<Name<'_>> {
     let parts: Vec<&str> = rest.split(':').collect();
     match parts.as_slice() {
         [credential, entry, "token"] => Some(Name::Token(credential, entry)),
-        [credential, _, "lock"] | [credential, "budget" | "meta"] => Some(Name::Other(credential)),
+        [credential, _, "lock" | "failure"] | [credential, "budget" | "meta"] => {
+            Some(Name::Other(credential))
+        }
         _ => None,
     }
 }
@@ -357,6 +367,46 @@ impl Drop for Inner {
 }
 
 impl RedisStore {
+    /// The value at `key` (a token or a failed mint) and its time to live.
+    fn get_at(&self, key: String) -> BoxFuture<'_, Result<Option<Stored>, StoreError>> {
+        Box::pin(async move {
+            let mut get = GET.key(key);
+            get.arg(super::MAX_VALUE_BYTES);
+            let found: Option<(Vec<u8>, i64)> = self.inner.invoke(get).await?;
+            // A token without a time to live was not written by paytokens;
+            // one larger than any entry (the script's bound) is not read.
+            Ok(found
+                .filter(|(_, ttl)| *ttl > 0)
+                .map(|(value, ttl)| Stored {
+                    value,
+                    ttl: from_millis(ttl),
+                }))
+        })
+    }
+
+    /// Writes `value` at `key`, one of `keys`' entry, for `ttl` (only
+    /// where none is, with `only_if_absent`), then announces `stored` on
+    /// the entry's channel; whether it wrote.
+    fn put_at<'a>(
+        &'a self,
+        key: String,
+        keys: &'a Keys,
+        value: &'a [u8],
+        ttl: Duration,
+        only_if_absent: bool,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut invocation = PUT.key(key);
+            invocation
+                .arg(value)
+                .arg(millis(ttl))
+                .arg(u8::from(only_if_absent))
+                .arg(channel(keys));
+            let written: i64 = self.inner.invoke(invocation).await?;
+            Ok(written == 1)
+        })
+    }
+
     /// A store at `url` (`redis://` or `rediss://`, with `user:password@`
     /// for AUTH or an ACL user). Checks the URL only: connects on the first
     /// call, so no runtime is needed here.
@@ -624,19 +674,7 @@ impl Backend for RedisStore {
     }
 
     fn get<'a>(&'a self, keys: &'a Keys) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
-        Box::pin(async move {
-            let mut get = GET.key(token_key(keys));
-            get.arg(super::MAX_VALUE_BYTES);
-            let found: Option<(Vec<u8>, i64)> = self.inner.invoke(get).await?;
-            // A token without a time to live was not written by paytokens;
-            // one larger than any entry (the script's bound) is not read.
-            Ok(found
-                .filter(|(_, ttl)| *ttl > 0)
-                .map(|(value, ttl)| Stored {
-                    value,
-                    ttl: from_millis(ttl),
-                }))
-        })
+        self.get_at(token_key(keys))
     }
 
     fn put<'a>(
@@ -646,15 +684,26 @@ impl Backend for RedisStore {
         ttl: Duration,
         only_if_absent: bool,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        self.put_at(token_key(keys), keys, value, ttl, only_if_absent)
+    }
+
+    fn get_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+    ) -> BoxFuture<'a, Result<Option<Stored>, StoreError>> {
+        self.get_at(failure_key(keys))
+    }
+
+    fn put_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        value: &'a [u8],
+        cooldown: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
-            let mut invocation = PUT.key(token_key(keys));
-            invocation
-                .arg(value)
-                .arg(millis(ttl))
-                .arg(u8::from(only_if_absent))
-                .arg(channel(keys));
-            let written: i64 = self.inner.invoke(invocation).await?;
-            Ok(written == 1)
+            self.put_at(failure_key(keys), keys, value, cooldown, false)
+                .await?;
+            Ok(())
         })
     }
 
@@ -1043,6 +1092,33 @@ mod tests {
         );
         sleep(Duration::from_millis(150)).await;
         assert!(a.get(&k).await.unwrap().is_none());
+    }
+
+    /// A failed mint is a key of its own beside the token, replaced by the
+    /// next failure, gone when its cooldown ends, removed by `clear`.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failure_is_kept_for_its_cooldown_beside_the_token() {
+        let server = RedisServer::start();
+        let (a, b) = (store(&server.url()), store(&server.url()));
+        let k = keys("client", &["a"]);
+        assert!(a.get_failure(&k).await.unwrap().is_none());
+        a.put_failure(&k, b"first", TTL).await.unwrap();
+        b.put_failure(&k, b"second", TTL).await.unwrap();
+        let found = a.get_failure(&k).await.unwrap().expect("stored");
+        assert_eq!(found.value, b"second");
+        assert!(found.ttl <= TTL && !found.ttl.is_zero());
+        assert!(a.get(&k).await.unwrap().is_none(), "a failure is no token");
+        let names = server.cli(&["KEYS", "*"]);
+        assert_eq!(
+            names,
+            [format!("paytokens:{}:{}:failure", k.credential, k.entry)]
+        );
+        assert_eq!(a.clear().await.unwrap(), 1);
+        a.put_failure(&k, b"short", Duration::from_millis(50))
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(150)).await;
+        assert!(b.get_failure(&k).await.unwrap().is_none());
     }
 
     #[tokio::test(flavor = "multi_thread")]

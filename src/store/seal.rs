@@ -32,6 +32,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKe
 use aws_lc_rs::{hkdf, hmac};
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::CacheKey;
@@ -39,8 +40,11 @@ use crate::CacheKey;
 /// The HKDF salt: the scheme and its version. A new scheme gets a new
 /// salt, so old entries simply miss.
 const SALT: &[u8] = b"paytokens token store v1";
-/// The first bytes of every sealed value.
+/// The first bytes of every sealed token.
 const MAGIC: &[u8] = b"pt1";
+/// The first bytes of every sealed failed mint. Part of the associated
+/// data too: a token never opens as a failure, nor a failure as a token.
+const FAILURE_MAGIC: &[u8] = b"pf1";
 
 /// The names and the sealing key of one cache key's entry, derived from
 /// the client secret. Holds no secret in clear; `Debug` shows the ids only.
@@ -122,10 +126,11 @@ impl Keys {
         }
     }
 
-    /// The associated data of this entry's values: its names.
-    fn aad(&self) -> Vec<u8> {
+    /// The associated data of this entry's values: the kind of value and
+    /// the entry's names.
+    fn aad(&self, magic: &[u8]) -> Vec<u8> {
         [
-            MAGIC,
+            magic,
             self.credential.as_bytes(),
             b":",
             self.entry.as_bytes(),
@@ -135,25 +140,43 @@ impl Keys {
 
     /// `record` sealed for this entry: `pt1 || nonce || ciphertext || tag`.
     pub(crate) fn seal(&self, record: &Record) -> Vec<u8> {
-        let mut nonce = [0u8; NONCE_LEN];
-        random_bytes(&mut nonce);
-        let mut buffer = serde_json::to_vec(record)
-            .unwrap_or_else(|_| unreachable!("a record always serializes"));
-        self.seal
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(self.aad()),
-                &mut buffer,
-            )
-            .unwrap_or_else(|_| unreachable!("AES-GCM seals any record this small"));
-        [MAGIC, &nonce, &buffer].concat()
+        self.seal_as(MAGIC, record)
     }
 
     /// The record in `sealed`, or `None` when it was not sealed by this
     /// entry's key: tampered, copied from another entry, plaintext, or
     /// sealed under another secret.
     pub(crate) fn open(&self, sealed: &[u8]) -> Option<Record> {
-        let rest = sealed.strip_prefix(MAGIC)?;
+        self.open_as(MAGIC, sealed)
+    }
+
+    /// `failure` sealed for this entry: `pf1 || nonce || ciphertext || tag`.
+    pub(crate) fn seal_failure(&self, failure: &Failure) -> Vec<u8> {
+        self.seal_as(FAILURE_MAGIC, failure)
+    }
+
+    /// The failed mint in `sealed`, or `None` as for [`open`](Self::open).
+    pub(crate) fn open_failure(&self, sealed: &[u8]) -> Option<Failure> {
+        self.open_as(FAILURE_MAGIC, sealed)
+    }
+
+    fn seal_as(&self, magic: &[u8], value: &impl Serialize) -> Vec<u8> {
+        let mut nonce = [0u8; NONCE_LEN];
+        random_bytes(&mut nonce);
+        let mut buffer = serde_json::to_vec(value)
+            .unwrap_or_else(|_| unreachable!("a record always serializes"));
+        self.seal
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(self.aad(magic)),
+                &mut buffer,
+            )
+            .unwrap_or_else(|_| unreachable!("AES-GCM seals any record this small"));
+        [magic, &nonce, &buffer].concat()
+    }
+
+    fn open_as<T: DeserializeOwned>(&self, magic: &[u8], sealed: &[u8]) -> Option<T> {
+        let rest = sealed.strip_prefix(magic)?;
         if rest.len() < NONCE_LEN {
             return None;
         }
@@ -162,7 +185,7 @@ impl Keys {
         let mut buffer = ciphertext.to_vec();
         let plain = self
             .seal
-            .open_in_place(nonce, Aad::from(self.aad()), &mut buffer)
+            .open_in_place(nonce, Aad::from(self.aad(magic)), &mut buffer)
             .ok()?;
         serde_json::from_slice(plain).ok()
     }
@@ -192,6 +215,33 @@ impl Record {
     pub(crate) fn lifetime(&self) -> Duration {
         Duration::from_millis(self.lifetime_ms)
     }
+}
+
+/// What is sealed in an entry's failed-mint slot: the error its holder got
+/// from the provider, so that the processes waiting for that mint return it
+/// instead of asking again. It holds what the error's `Display` shows (the
+/// provider's code and message, already masked of the client secret) and
+/// never a token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "k")]
+pub(crate) enum Failure {
+    /// The provider refused the request.
+    #[serde(rename = "rejected")]
+    Rejected {
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+    },
+    /// The provider was unavailable.
+    #[serde(rename = "transient")]
+    Transient {
+        reason: String,
+        cause: String,
+        status: Option<u16>,
+    },
+    /// The provider's answer was unusable.
+    #[serde(rename = "invalid")]
+    Invalid { status: u16, problem: String },
 }
 
 /// A fresh random id: 128 bits, base64url.
@@ -269,6 +319,32 @@ mod tests {
         assert!(keys.open(&plain).is_none());
         assert!(keys.open(&[b"pt1".as_slice(), &plain].concat()).is_none());
         assert!(keys.open(b"").is_none());
+    }
+
+    #[test]
+    fn a_failure_opens_as_a_failure_only_and_a_token_as_a_token_only() {
+        let keys = Keys::derive(&SecretString::from("s"), &key("id", &["a"]));
+        let failure = Failure::Rejected {
+            status: 401,
+            code: Some("invalid_client".into()),
+            message: Some("Client authentication failed".into()),
+        };
+        let sealed = keys.seal_failure(&failure);
+        assert!(sealed.starts_with(b"pf1"));
+        assert_eq!(keys.open_failure(&sealed), Some(failure));
+        assert!(keys.open(&sealed).is_none(), "a failure opened as a token");
+        let token = keys.seal(&record());
+        assert!(
+            keys.open_failure(&token).is_none(),
+            "a token opened as a failure"
+        );
+        // The magic is in the associated data: relabelled, neither opens.
+        let relabelled = [b"pt1".as_slice(), &sealed[3..]].concat();
+        assert!(keys.open(&relabelled).is_none());
+        let other = Keys::derive(&SecretString::from("s"), &key("id", &["b"]));
+        assert!(other.open_failure(&sealed).is_none());
+        let text = String::from_utf8_lossy(&sealed);
+        assert!(!text.contains("invalid_client") && !text.contains("Client"));
     }
 
     #[test]

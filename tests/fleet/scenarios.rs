@@ -42,9 +42,11 @@ type Scenario = fn(&Ctx) -> Vec<String>;
 
 /// Runs every scenario (or those `FLEET_ONLY` names); the exit code.
 pub fn run_all() -> i32 {
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 8] = [
         ("one_mint_redis", one_mint_redis),
         ("one_mint_file", one_mint_file),
+        ("wrong_secret_redis", wrong_secret_redis),
+        ("wrong_secret_file", wrong_secret_file),
         ("holder_killed_redis", holder_killed_redis),
         ("holder_killed_file", holder_killed_file),
         ("redis_paused_then_stopped", redis_paused_then_stopped),
@@ -278,6 +280,89 @@ fn one_mint(ctx: &Ctx, name: &str, store: String) -> Vec<String> {
         waits.last().copied().unwrap_or(f64::NAN),
         LATENCY.as_millis(),
         ctx.single_fetch_ms
+    )]
+}
+
+/// Processes of the wrong-secret scenario (issue 18: "40 processes with a
+/// wrong secret").
+const WRONG_SECRET_PROCESSES: usize = 40;
+
+/// [`wrong_secret`] on a fresh `redis-server`.
+fn wrong_secret_redis(ctx: &Ctx) -> Vec<String> {
+    let redis = RedisServer::start();
+    let notes = wrong_secret(ctx, "wrong_secret_redis", redis.url());
+    drop(redis);
+    notes
+}
+
+/// [`wrong_secret`] in a fresh 0700 directory.
+fn wrong_secret_file(ctx: &Ctx) -> Vec<String> {
+    let dir = TempDir::new("wrong_secret_file");
+    wrong_secret(ctx, "wrong_secret_file", dir.url())
+}
+
+/// [`WRONG_SECRET_PROCESSES`] processes x [`TASKS`] callers with a wrong
+/// secret, released together: the lock holder's one request is refused,
+/// every caller of every process gets that rejection, and a second wave of
+/// new processes (nothing in memory: only the store knows) within the
+/// cooldown (60 s, the default) sends nothing at all.
+fn wrong_secret(ctx: &Ctx, name: &str, store: String) -> Vec<String> {
+    ctx.sandbox.clear_faults();
+    let mut spec = ctx.client(name, None);
+    spec.secret = "CANARY-SECRET-wrong-0b7c".to_owned();
+    spec.store = store;
+    // Slow, so that every process is waiting while the holder asks.
+    ctx.sandbox.inject(
+        ctx.provider,
+        Fault::Latency(LATENCY),
+        WRONG_SECRET_PROCESSES,
+    );
+    let before = ctx.requests();
+    let mut waves = Vec::new();
+    for wave in ["first", "second"] {
+        let mut procs = fleet(&spec, WRONG_SECRET_PROCESSES);
+        let replies = go_all(&mut procs);
+        let calls = calls(&procs, &replies);
+        assert_eq!(
+            calls.len(),
+            WRONG_SECRET_PROCESSES * TASKS,
+            "{name}: every caller answered"
+        );
+        for (child, call) in &calls {
+            assert_eq!(
+                call.class.as_deref(),
+                Some("rejected"),
+                "{name}: {wave} wave, {child}: {:?}",
+                call.error.as_deref().map(|e| spec.redact(e))
+            );
+            let error = call.error.as_deref().unwrap_or_default();
+            assert!(
+                error.contains("wrong client secret") || error.contains("401"),
+                "{name}: {wave} wave, {child}: not the provider's rejection: {}",
+                spec.redact(error)
+            );
+        }
+        waves.push(ctx.requests() - before);
+        quit_all(procs);
+    }
+    ctx.sandbox.clear_faults();
+    assert_eq!(
+        waves[0], 1,
+        "{name}: {WRONG_SECRET_PROCESSES} processes with a wrong secret sent {} requests",
+        waves[0]
+    );
+    assert_eq!(
+        waves[1] - waves[0],
+        0,
+        "{name}: a second wave within the cooldown asked the provider again"
+    );
+    assert_eq!(ctx.mints(&spec), 0);
+    vec![format!(
+        "fleet: {name}: {WRONG_SECRET_PROCESSES} processes x {TASKS} callers with a wrong \
+         secret: {} request to the provider in the first wave, {} in a second wave within \
+         the cooldown; every caller got the rejection",
+        waves[0],
+        waves[1] - waves[0]
     )]
 }
 

@@ -775,6 +775,29 @@ async fn autopay_token(sandbox: &Sandbox, env: &[(&str, &str)], default_store: b
     stdout.trim_end().to_owned()
 }
 
+/// `paytokens token autopay` with `env`, against a store that cannot be
+/// used: the token on stdout, exit 0, and exactly one warning line on
+/// stderr, returned, saying that it was minted without the shared store.
+async fn autopay_token_without_store(sandbox: &Sandbox, env: &[(&str, &str)]) -> String {
+    let args = token_args(sandbox, common::provider("autopay"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut env = env.to_vec();
+    env.push(("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET));
+    let out = run_unset(&args, &env, &[], None).await;
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.starts_with("sbx_"), "{stdout:?}");
+    assert_eq!(stderr.lines().count(), 1, "one warning: {stderr}");
+    assert!(
+        stderr.starts_with("warning: token store unavailable")
+            && stderr.contains("minted without the shared store"),
+        "{stderr}"
+    );
+    assert_no_canary(&stdout);
+    assert_no_canary(&stderr);
+    stderr
+}
+
 /// Runs `cache <action>` (no client secret given) with `env`, `PAYTOKENS_CACHE`
 /// removed when `default_store`; checks it succeeded without secrets and
 /// returns stdout.
@@ -1024,7 +1047,11 @@ async fn a_redis_password_works_and_is_never_shown() {
     // neither shows the password.
     let wrong = format!("redis://:CANARY-wrong@127.0.0.1:{}", server.port());
     let env = [("PAYTOKENS_CACHE", wrong.as_str())];
-    autopay_token(&sandbox, &env, false).await;
+    let warning = autopay_token_without_store(&sandbox, &env).await;
+    assert!(
+        warning.contains(&format!("127.0.0.1:{}", server.port())),
+        "{warning}"
+    );
     let out = run(&["cache", "status"], &env, None).await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     assert_no_canary(&text(&out.stderr));
@@ -1165,17 +1192,35 @@ async fn an_unreachable_store_fails_cache_commands_with_4_but_not_token() {
             );
             assert!(out.stdout.is_empty());
         }
-        // `token` mints without the store and succeeds.
+        // `token` mints without the store, succeeds, and says so once,
+        // naming the store.
         let mints = sandbox.mints(autopay);
         let out = tokio::time::timeout(
             Duration::from_secs(60),
-            autopay_token(&sandbox, &env, false),
+            autopay_token_without_store(&sandbox, &env),
         )
         .await;
-        assert!(out.is_ok(), "token against {url} did not return");
+        let warning = out.unwrap_or_else(|_| panic!("token against {url} did not return"));
+        assert!(warning.contains(url.as_str()), "{warning}");
         assert_eq!(sandbox.mints(autopay), mints + 1, "{url}");
     }
     paused.resume();
+}
+
+/// A mistyped store address (nothing listens there) with a password in
+/// it: the token on stdout, exit 0, one warning naming the address and
+/// never the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_store_address_warns_once_naming_it_without_the_password() {
+    let sandbox = sandbox_with_canary().await;
+    let port = redis_server::free_port();
+    let url = format!("redis://paytokens:CANARY-store-password@127.0.0.1:{port}");
+    let warning = autopay_token_without_store(&sandbox, &[("PAYTOKENS_CACHE", url.as_str())]).await;
+    assert!(
+        warning.contains(&format!("redis://paytokens:***@127.0.0.1:{port}")),
+        "{warning}"
+    );
+    assert!(!warning.contains("store-password"), "{warning}");
 }
 
 /// Starts `n` runs of the binary with `args` and `env` (`PAYTOKENS_CACHE`

@@ -31,6 +31,7 @@ const BUDGET: &str = "paytokens_mint_budget_remaining";
 const EXPIRES_IN: &str = "paytokens_token_expires_in_seconds";
 const EXPIRY: &str = "paytokens_token_expiry_timestamp_seconds";
 const INVALIDATIONS: &str = "paytokens_unauthorized_invalidations_total";
+const STORE_FAILURES: &str = "paytokens_store_failures_total";
 
 /// One snapshot: what changed since the previous one (the recorder resets
 /// counters, gauges and histograms on each snapshot), by metric name and
@@ -349,6 +350,37 @@ async fn concurrent_callers_of_a_miss_record_one_mint() {
     let snap = Snapshot::take(&snapshotter);
     let outcome = [("provider", "autopay"), ("outcome", "minted")];
     assert_eq!(snap.counter(MINTS, &outcome), 1);
+    assert_eq!(sandbox.mints_for(provider, &client.client_id), 1);
+    assert_traced_nothing_secret(&captured.take());
+}
+
+/// A store that cannot be used (nothing listens at its address): every
+/// failed store call is counted, labelled by provider only; the cache says
+/// why (`store_error`) and mints alone.
+#[tokio::test]
+async fn a_failing_store_is_counted_and_reported() {
+    let captured = crate::trace::thread_capture();
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let sandbox = Sandbox::start().await.unwrap();
+    let provider: Provider = "autopay".parse().unwrap();
+    let client = canary_client(&sandbox, provider, "store-down");
+    let port = crate::redis_server::free_port();
+    let store = paytokens::TokenStore::redis(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let source = source(&sandbox, provider, credentials(&client), quick(1));
+    let cache = TokenCache::with_store(source, CachePolicy::default(), store).unwrap();
+    assert_eq!(cache.store_error(), None);
+    cache.token().await.unwrap();
+    let err = cache.store_error().expect("the store failed");
+    assert!(
+        err.to_string().starts_with("token store unavailable"),
+        "{err}"
+    );
+    let snap = Snapshot::take(&snapshotter);
+    let failures = snap.counter(STORE_FAILURES, &[("provider", "autopay")]);
+    assert!(failures >= 1, "{:?}", snap.changes());
+    snap.assert_clean(&client.client_id);
     assert_eq!(sandbox.mints_for(provider, &client.client_id), 1);
     assert_traced_nothing_secret(&captured.take());
 }

@@ -30,7 +30,7 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -69,6 +69,7 @@ struct Minter {
     minted: Arc<AtomicUsize>,
     lifetime: Arc<AtomicU64>,
     fail: Arc<AtomicUsize>,
+    reject: Arc<AtomicBool>,
 }
 
 impl Respond for Minter {
@@ -79,6 +80,10 @@ impl Respond for Minter {
             .is_ok();
         if failing {
             return ResponseTemplate::new(503);
+        }
+        if self.reject.load(Ordering::SeqCst) {
+            let (body, _, _) = refusal(PyngBilling::provider());
+            return ResponseTemplate::new(401).set_body_json(body);
         }
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let lifetime = self.lifetime.load(Ordering::SeqCst);
@@ -98,12 +103,15 @@ impl Respond for Minter {
     }
 }
 
-/// A token endpoint of Pyng B2B Receivables that counts its mints.
+/// A token endpoint of Pyng B2B Receivables that counts its mints; it
+/// answers 503 while `fail` is above zero, and refuses (401, the spec's
+/// refusal example) while `reject` is set.
 struct Endpoint {
     server: MockServer,
     minted: Arc<AtomicUsize>,
     lifetime: Arc<AtomicU64>,
     fail: Arc<AtomicUsize>,
+    reject: Arc<AtomicBool>,
 }
 
 impl Endpoint {
@@ -113,11 +121,13 @@ impl Endpoint {
         let minted = Arc::new(AtomicUsize::new(0));
         let lifetime = Arc::new(AtomicU64::new(lifetime));
         let fail = Arc::new(AtomicUsize::new(0));
+        let reject = Arc::new(AtomicBool::new(false));
         Mock::given(method("POST"))
             .respond_with(Minter {
                 minted: Arc::clone(&minted),
                 lifetime: Arc::clone(&lifetime),
                 fail: Arc::clone(&fail),
+                reject: Arc::clone(&reject),
             })
             .mount(&server)
             .await;
@@ -126,7 +136,17 @@ impl Endpoint {
             minted,
             lifetime,
             fail,
+            reject,
         }
+    }
+
+    /// Requests the endpoint received, whatever it answered.
+    async fn requests(&self) -> usize {
+        self.server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .len()
     }
 
     /// Tokens minted so far.
@@ -542,7 +562,67 @@ for_both!(
     hits_never_touch_the_store,
     an_invalidation_reaches_the_other_caches,
     the_mint_budget_is_counted_in_the_store,
+    a_rejected_mint_is_shared_until_its_cooldown_ends,
 );
+
+/// The provider refuses a mint: the caches of other processes (each a
+/// cache of its own on the store) get the same rejection without asking the
+/// provider, until the cooldown (here 2 s) ends; then one asks again.
+async fn a_rejected_mint_is_shared_until_its_cooldown_ends(kind: Kind) {
+    let backing = Backing::start(kind, "shared-failure");
+    let endpoint = Endpoint::start(3600).await;
+    endpoint.reject.store(true, Ordering::SeqCst);
+    let id = client_id("shared-failure", kind);
+    let cooldown = Duration::from_secs(2);
+    let policy = CachePolicy {
+        rejected_cooldown: cooldown,
+        ..exact()
+    };
+    let cache = || {
+        endpoint.cache(
+            &id,
+            CANARY_SECRET,
+            SCOPES_A,
+            policy.clone(),
+            backing.store(),
+        )
+    };
+
+    let first = cache().token().await;
+    assert_result_leaks_nothing(&first);
+    let Err(rejected @ TokenError::Rejected { status: 401, .. }) = first else {
+        panic!("{kind:?}: not the provider's rejection: {first:?}");
+    };
+    let (_, code, message) = refusal(PyngBilling::provider());
+    let shown = rejected.to_string();
+    assert!(shown.contains(&code) && shown.contains(&message), "{shown}");
+    assert_eq!(endpoint.requests().await, 1);
+    let started = tokio::time::Instant::now();
+    // Three more processes, one after the other, and ten callers at once
+    // in a fourth: the same rejection, and nothing sent.
+    for _ in 0..3 {
+        assert_eq!(cache().token().await.err().as_ref(), Some(&rejected));
+    }
+    let fourth = cache();
+    let callers: Vec<_> = (0..10)
+        .map(|_| {
+            let cache = fourth.clone();
+            tokio::spawn(async move { cache.token().await.map(|_| ()) })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.await.unwrap().err().as_ref(), Some(&rejected));
+    }
+    assert_eq!(endpoint.requests().await, 1, "{kind:?}: asked again");
+    // The cooldown over (the credentials fixed meanwhile): one request, a token.
+    endpoint.reject.store(false, Ordering::SeqCst);
+    tokio::time::sleep(cooldown.saturating_sub(started.elapsed()) + Duration::from_millis(100))
+        .await;
+    token(&cache()).await;
+    token(&cache()).await;
+    assert_eq!(endpoint.requests().await, 2, "{kind:?}");
+    assert_eq!(endpoint.mints(), 1);
+}
 
 /// After mints for three scope sets, a failed mint and an invalidation,
 /// no key, file name or value holds a token, the client id, a scope, the
@@ -557,11 +637,20 @@ async fn nothing_readable_at_rest(kind: Kind) {
     let b = cache(SCOPES_B);
     let first = token(&a).await;
     token(&b).await;
-    // A failed mint (its class is recorded in the store).
+    // A failed mint (its class is recorded in the store, and the failure
+    // itself for a cooldown of at most 50 ms, waited out below).
     endpoint.fail.store(1, Ordering::SeqCst);
-    let failed = cache(SCOPES_C).token().await;
+    let quick_retry = CachePolicy {
+        retry_initial: Duration::from_millis(50),
+        ..exact()
+    };
+    let failed = endpoint
+        .cache(&id, CANARY_SECRET, SCOPES_C, quick_retry, backing.store())
+        .token()
+        .await;
     assert_result_leaks_nothing(&failed);
     assert!(failed.is_err(), "the endpoint answered 503");
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // An invalidation, and the mint after it.
     a.invalidate(&first);
     token(&a).await;
