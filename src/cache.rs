@@ -668,6 +668,11 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 *flight = Flight::default();
                 drop(flight);
                 self.schedule(entry.refresh_at);
+                if matches!(entry.origin, Origin::Fallback) {
+                    // Minted while the store failed: leave it there once
+                    // the store answers, so that the fleet converges.
+                    self.offer_when_back();
+                }
                 Ok(entry)
             }
             Outcome::Failed(err) => {

@@ -21,9 +21,12 @@
 //!    the lock's holder mints.
 //!
 //! Every store call is bounded. When one fails, a process with a valid
-//! token keeps it and asks the store again later; a process without one
-//! mints alone under its own budget. The switch to and from that mode is
-//! logged once each.
+//! token keeps it and asks the store again later. A process without one
+//! that has seen another process's live lease keeps waiting for that mint
+//! while the lease lasts (retrying the store); only a process that has no
+//! valid token and has seen no live holder mints alone, under its own
+//! budget, and offers that token to the store once it answers again. The
+//! switch to and from that mode is logged once each.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -167,9 +170,34 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
         let mut offered = false;
         // Whether the last holder was heard releasing the lock.
         let mut released = false;
+        // Until when another process's lease was live, when last seen.
+        // While it is, a store that stops answering is waited out (that
+        // process is minting and will store its token), never a reason to
+        // mint alone: only a process that has seen no live holder does.
+        let mut live_lease: Option<Instant> = None;
+        let mut trusting = false;
+        macro_rules! store_error {
+            ($err:expr) => {{
+                let err = $err;
+                if live_lease.is_some_and(|until| Instant::now() < until)
+                    && started.elapsed() < options.max_wait
+                {
+                    shared.failed(provider, &err);
+                    if !trusting {
+                        trusting = true;
+                        tracing::info!(target: "paytokens::store", %provider, entry = %keys.entry,
+                            "token store not answering; waiting out the live lease of another \
+                             process's mint instead of minting alone");
+                    }
+                    tokio::time::sleep(options.poll).await;
+                    continue;
+                }
+                return self.store_failed(shared, err).await;
+            }};
+        }
         loop {
             match shared.call(backend.get(keys)).await {
-                Err(err) => return self.store_failed(shared, err).await,
+                Err(err) => store_error!(err),
                 Ok(found) => {
                     if let Some(entry) = found.and_then(|stored| self.open(shared, stored)) {
                         if self.clock.now() < entry.refresh_at {
@@ -190,7 +218,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             match self.shared_failure(shared).await {
                 Ok(Some(err)) => return Outcome::Failed(err),
                 Ok(None) => {}
-                Err(err) => return self.store_failed(shared, err).await,
+                Err(err) => store_error!(err),
             }
             let offer = if offered {
                 None
@@ -203,7 +231,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                     Ok(Some(entry)) => return Outcome::Token(entry),
                     // Another process's token is there: read it.
                     Ok(None) => continue,
-                    Err(err) => return self.store_failed(shared, err).await,
+                    Err(err) => store_error!(err),
                 }
             }
             let holder: &str = holder.get_or_insert_with(seal::random_id);
@@ -211,7 +239,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                 .call(backend.try_lock(keys, holder, options.lease))
                 .await
             {
-                Err(err) => return self.store_failed(shared, err).await,
+                Err(err) => store_error!(err),
                 Ok(Lock::Acquired) => {
                     if released {
                         tracing::debug!(target: "paytokens::store", %provider, entry = %keys.entry,
@@ -228,6 +256,7 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
                     return self.mint_locked(shared, holder).await;
                 }
                 Ok(Lock::Held(left)) => {
+                    live_lease = Some(Instant::now() + left);
                     if !waited {
                         tracing::debug!(target: "paytokens::store", %provider, entry = %keys.entry,
                             "waiting for another process's mint");
@@ -462,6 +491,56 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             Ok(false) => Ok(None),
             Err(err) => Err(err),
         })
+    }
+
+    /// Offers this process's token, minted while the store failed, to the
+    /// store once it answers again (only where none is stored), asking
+    /// again with backoff (`recheck`, doubling up to the policy's
+    /// `retry_max`) until it is stored, another token is there (then this
+    /// process takes that one), or it expired.
+    pub(super) fn offer_when_back(self: &Arc<Self>) {
+        let Some(shared) = &self.shared else { return };
+        let first = shared.store.options.recheck;
+        let weak: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut wait = first;
+            loop {
+                tokio::time::sleep(wait).await;
+                let Some(state) = weak.upgrade() else { return };
+                let Some(shared) = &state.shared else { return };
+                let taken = match state.offer_fallback(shared).await {
+                    None => return,
+                    Some(Ok(Some(entry))) => Some(entry),
+                    // Another process's token: take it, if it opens.
+                    Some(Ok(None)) => {
+                        match shared.call(shared.store.backend.get(&shared.keys)).await {
+                            Ok(found) => found.and_then(|stored| state.open(shared, stored)),
+                            Err(err) => {
+                                shared.failed(state.source.provider(), &err);
+                                None
+                            }
+                        }
+                    }
+                    Some(Err(err)) => {
+                        shared.failed(state.source.provider(), &err);
+                        wait = (wait * 2).min(state.policy.retry_max.max(first));
+                        continue;
+                    }
+                };
+                if let Some(entry) = taken {
+                    let _flight = state.lock_flight();
+                    let current = state.entry.load();
+                    if current
+                        .as_ref()
+                        .is_some_and(|e| matches!(e.origin, Origin::Fallback))
+                    {
+                        drop(current);
+                        state.entry.store(Some(entry));
+                    }
+                }
+                return;
+            }
+        });
     }
 
     /// Serves a valid token from the store while this process has none,

@@ -42,11 +42,15 @@ type Scenario = fn(&Ctx) -> Vec<String>;
 
 /// Runs every scenario (or those `FLEET_ONLY` names); the exit code.
 pub fn run_all() -> i32 {
-    let scenarios: [(&str, Scenario); 8] = [
+    let scenarios: [(&str, Scenario); 9] = [
         ("one_mint_redis", one_mint_redis),
         ("one_mint_file", one_mint_file),
         ("wrong_secret_redis", wrong_secret_redis),
         ("wrong_secret_file", wrong_secret_file),
+        (
+            "redis_paused_during_the_first_mint",
+            redis_paused_during_the_first_mint,
+        ),
         ("holder_killed_redis", holder_killed_redis),
         ("holder_killed_file", holder_killed_file),
         ("redis_paused_then_stopped", redis_paused_then_stopped),
@@ -363,6 +367,84 @@ fn wrong_secret(ctx: &Ctx, name: &str, store: String) -> Vec<String> {
          the cooldown; every caller got the rejection",
         waves[0],
         waves[1] - waves[0]
+    )]
+}
+
+/// [`WRONG_SECRET_PROCESSES`] processes x [`TASKS`] callers released
+/// together against a cold store; Redis paused (SIGSTOP) for 4 s while the
+/// first mint runs: the waiters trust the holder's live lease instead of
+/// minting alone, so no caller fails and at most 2 tokens are minted; the
+/// next wave mints nothing and every caller has one token.
+fn redis_paused_during_the_first_mint(ctx: &Ctx) -> Vec<String> {
+    let name = "redis_paused_during_the_first_mint";
+    let pause = Duration::from_secs(4);
+    ctx.sandbox.clear_faults();
+    let mut redis = RedisServer::start();
+    let mut spec = ctx.client(name, None);
+    spec.store = redis.url();
+    let mut procs = fleet(&spec, WRONG_SECRET_PROCESSES);
+    // The first mint takes 800 ms: the pause starts while it runs.
+    let slow = Duration::from_millis(800);
+    ctx.sandbox.inject(
+        ctx.provider,
+        Fault::Latency(slow),
+        WRONG_SECRET_PROCESSES * 2,
+    );
+    for proc in procs.iter_mut() {
+        proc.send("go");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    redis.pause();
+    std::thread::sleep(pause);
+    redis.resume();
+    let replies: Vec<Reply> = procs.iter_mut().map(|proc| proc.reply("go")).collect();
+    ctx.sandbox.clear_faults();
+    let calls = calls(&procs, &replies);
+    assert_eq!(
+        calls.len(),
+        WRONG_SECRET_PROCESSES * TASKS,
+        "every caller answered"
+    );
+    let tokens = assert_all_ok(name, &calls);
+    let mints = ctx.mints(&spec);
+    assert!(
+        mints <= 2,
+        "{name}: {WRONG_SECRET_PROCESSES} processes minted {mints} tokens through a {} s pause",
+        pause.as_secs()
+    );
+    // The next wave (once every process holds the token the store has).
+    let rounds = rounds_until(&mut procs, name, Duration::from_secs(20), |replies| {
+        per_child(replies)
+            .iter()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 1
+    });
+    let next = round(&mut procs, name);
+    let fps: BTreeSet<String> = per_child(&next).into_iter().flatten().collect();
+    assert_eq!(
+        fps.len(),
+        1,
+        "{name}: the next wave holds {} tokens",
+        fps.len()
+    );
+    let after = ctx.mints(&spec);
+    assert_eq!(
+        after,
+        mints,
+        "{name}: the next waves minted {} more",
+        after - mints
+    );
+    quit_all(procs);
+    drop(redis);
+    vec![format!(
+        "fleet: {name}: {WRONG_SECRET_PROCESSES} processes x {TASKS} callers, Redis paused {} s \
+         while the first mint ran: {} callers, 0 errors, {mints} mint(s), {} token(s) in that \
+         wave; one token for every caller after {rounds} round(s), then a wave with 0 mints",
+        pause.as_secs(),
+        calls.len(),
+        tokens.len()
     )]
 }
 
