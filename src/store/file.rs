@@ -31,7 +31,7 @@ use std::fs::{self, DirBuilder, File, OpenOptions, TryLockError};
 use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::sync::{LazyLock, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
@@ -47,6 +47,9 @@ const TOKEN: &str = "token";
 const LOCK: &str = "lock";
 /// The suffix of failed-mint files (the outcome waiters share).
 const FAILURE: &str = "failure";
+/// The suffix of invalidation files: the id of the entry's last
+/// invalidated mint, which other processes are told of when it changes.
+const DELETED: &str = "deleted";
 /// The suffix of budget files.
 const BUDGET: &str = "budget";
 /// The suffix of meta files.
@@ -99,6 +102,10 @@ pub(crate) struct FileStore {
     /// The mint locks this store holds: (lock file name, holder) to the
     /// open, locked file. Dropping the file releases the lock.
     held: Mutex<HashMap<(String, String), File>>,
+    /// Tells this process's watchers of other processes' invalidations:
+    /// started by the first [`Backend::watch`], dropped with the store.
+    /// `None` when the OS refused a watch (then waiters only poll).
+    notifier: OnceLock<Option<notify::RecommendedWatcher>>,
 }
 
 impl FileStore {
@@ -164,7 +171,56 @@ impl FileStore {
             shown: dir,
             dir: canonical,
             held: Mutex::default(),
+            notifier: OnceLock::new(),
         })
+    }
+
+    /// Starts, once, the watch of the directory that turns another
+    /// process's invalidation (its `.deleted` file written) into
+    /// [`Event::Deleted`] for this process's watchers of that entry. The
+    /// OS notifies (inotify on Linux): nothing polls, and hits never come
+    /// here.
+    fn notify_invalidations(&self) {
+        self.notifier.get_or_init(|| {
+            let dir = self.dir.clone();
+            let on_change = move |event: notify::Result<notify::Event>| {
+                let Ok(event) = event else { return };
+                for path in &event.paths {
+                    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                        continue;
+                    };
+                    let Some(Name::Deleted(credential, entry)) = parse_name(name) else {
+                        continue;
+                    };
+                    let Ok(Some(bytes)) = read_private(&dir.join(name)) else {
+                        continue;
+                    };
+                    let Ok(mint) = String::from_utf8(bytes) else {
+                        continue;
+                    };
+                    if !is_id(&mint) {
+                        continue;
+                    }
+                    let channel = (dir.clone(), format!("{credential}.{entry}"));
+                    if let Some(sender) = locked(&WATCHERS).get(&channel) {
+                        let _ = sender.send(Event::Deleted(mint));
+                    }
+                }
+            };
+            let watcher = notify::recommended_watcher(on_change).and_then(|mut watcher| {
+                notify::Watcher::watch(&mut watcher, &self.dir, notify::RecursiveMode::NonRecursive)
+                    .map(|()| watcher)
+            });
+            match watcher {
+                Ok(watcher) => Some(watcher),
+                Err(err) => {
+                    tracing::debug!(target: "paytokens::store", store = %self.shown.display(),
+                        error = %err, "no file-change notifications; invalidations by other \
+                        processes are seen at the next refresh only");
+                    None
+                }
+            }
+        });
     }
 
     /// The key of `keys`' event channel.
@@ -507,6 +563,8 @@ enum Name<'a> {
     Lock,
     /// `<credential>.<entry>.failure`.
     Failure,
+    /// `<credential>.<entry>.deleted`: credential, entry.
+    Deleted(&'a str, &'a str),
     /// `<credential>.budget`.
     Budget(&'a str),
     /// `<credential>.meta`.
@@ -537,6 +595,7 @@ fn parse_name(name: &str) -> Option<Name<'_>> {
         [c, e, TOKEN] if is_id(c) && is_id(e) => Some(Name::Token(c, e)),
         [c, e, LOCK] if is_id(c) && is_id(e) => Some(Name::Lock),
         [c, e, FAILURE] if is_id(c) && is_id(e) => Some(Name::Failure),
+        [c, e, DELETED] if is_id(c) && is_id(e) => Some(Name::Deleted(c, e)),
         [c, BUDGET] if is_id(c) => Some(Name::Budget(c)),
         [c, META] if is_id(c) => Some(Name::Meta(c)),
         [c, GUARD] if is_id(c) => Some(Name::Guard),
@@ -618,13 +677,18 @@ impl Backend for FileStore {
         let name = entry_file(keys, TOKEN);
         let value = value.to_vec();
         Box::pin(async move {
+            let marker = entry_file(keys, DELETED);
+            let mint_id = mint.to_owned();
             let deleted = blocking(move || {
                 let _guard = guard(&dir, &credential)?;
                 let path = dir.join(&name);
-                match read_token(&path, now_ms())? {
-                    Some((_, stored)) if stored == value => remove(&path),
-                    _ => Ok(false),
-                }
+                let deleted = match read_token(&path, now_ms())? {
+                    Some((_, stored)) if stored == value => remove(&path)?,
+                    _ => false,
+                };
+                // Other processes hear of it through this file's change.
+                write_atomic(&dir, &marker, mint_id.as_bytes())?;
+                Ok(deleted)
             })
             .await?;
             // Announced either way: whoever still holds mint `mint` drops it.
@@ -747,6 +811,7 @@ impl Backend for FileStore {
     }
 
     fn watch(&self, keys: &Keys) -> broadcast::Receiver<Event> {
+        self.notify_invalidations();
         let mut watchers = locked(&WATCHERS);
         watchers.retain(|_, sender| sender.receiver_count() > 0);
         watchers
@@ -782,7 +847,10 @@ impl Backend for FileStore {
                         credentials.entry(credential.to_owned()).or_default().meta =
                             Meta::read(&path)?;
                     }
-                    Some(Name::Lock | Name::Failure | Name::Guard | Name::Temp) | None => {}
+                    Some(
+                        Name::Lock | Name::Failure | Name::Deleted(..) | Name::Guard | Name::Temp,
+                    )
+                    | None => {}
                 }
             }
             Ok(credentials
@@ -1178,6 +1246,26 @@ mod tests {
             .await
             .unwrap();
         assert!(store.get_failure(&keys).await.unwrap().is_none());
+    }
+
+    /// An invalidation leaves the mint's id in `<c>.<e>.deleted` (0600), the
+    /// file whose change other processes are notified of.
+    #[tokio::test]
+    async fn delete_if_leaves_the_mint_id_for_other_processes() {
+        let temp = TempDir::new();
+        let store = FileStore::open(temp.0.clone()).unwrap();
+        let keys = keys();
+        let mint = random_id();
+        store.delete_if(&keys, b"sealed", &mint).await.unwrap();
+        let name = entry_file(&keys, DELETED);
+        assert!(matches!(parse_name(&name), Some(Name::Deleted(..))));
+        assert_eq!(fs::read(temp.0.join(&name)).unwrap(), mint.as_bytes());
+        assert_eq!(mode(&temp.0.join(&name)), 0o600);
+        store.clear().await.unwrap();
+        assert!(
+            !temp.0.join(&name).exists(),
+            "clear left the invalidation file"
+        );
     }
 
     /// A conditional put writes only where no unexpired token is, once under races.
