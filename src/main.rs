@@ -812,8 +812,12 @@ fn status_line(status: &CredentialStatus) -> String {
         Some((class, age)) => format!("{class}, {} s ago", age.as_secs()),
         None => "none".to_owned(),
     };
+    let store_failure = match &status.last_store_failure {
+        Some((what, age)) => format!("; last store failure: {what}, {} s ago", age.as_secs()),
+        None => String::new(),
+    };
     format!(
-        "credential {}: {tokens}; {mints}; last error: {last_error}",
+        "credential {}: {tokens}; {mints}; last error: {last_error}{store_failure}",
         status.id
     )
 }

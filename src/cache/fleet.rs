@@ -53,8 +53,9 @@ pub(super) struct Shared {
     pub(super) keys: Keys,
     /// Whether the last store call failed (the switch is logged once).
     degraded: AtomicBool,
-    /// The last store failure, until the store answers again.
-    last_error: Mutex<Option<StoreError>>,
+    /// The last store failure, and when the outage began, until the store
+    /// answers again.
+    last_error: Mutex<Option<(StoreError, std::time::Instant)>>,
     /// Mints invalidated here or by other processes.
     revoked: Mutex<VecDeque<String>>,
     /// Starts the listener for other processes' invalidations.
@@ -89,12 +90,26 @@ impl Shared {
         match tokio::time::timeout(bound, call).await {
             Ok(Ok(value)) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
-                    *self
+                    let outage = self
                         .last_error
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = None;
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .take();
                     tracing::info!(target: "paytokens::store", store = %self.store.describe(),
                         entry = %self.keys.entry, "token store reachable again");
+                    if let Some((err, since)) = outage {
+                        // For `paytokens cache status`: the outage, once.
+                        let what = match &err {
+                            StoreError::Unavailable(why) if why.starts_with("no answer") => {
+                                "no answer"
+                            }
+                            _ => "unavailable",
+                        };
+                        let backend = &self.store.backend;
+                        let record =
+                            backend.record_store_failure(&self.keys, what, since.elapsed());
+                        let _ = tokio::time::timeout(bound, record).await;
+                    }
                 }
                 Ok(value)
             }
@@ -112,10 +127,16 @@ impl Shared {
     pub(super) fn failed(&self, provider: Provider, err: &StoreError) {
         metrics::counter!(metric_names::STORE_FAILURES, super::PROVIDER => provider.id())
             .increment(1);
-        *self
-            .last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+        {
+            let mut last = self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let since = last
+                .as_ref()
+                .map_or_else(std::time::Instant::now, |(_, since)| *since);
+            *last = Some((err.clone(), since));
+        }
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(target: "paytokens::store", %provider, store = %self.store.describe(),
                 entry = %self.keys.entry, error = %err,
@@ -132,7 +153,8 @@ impl Shared {
         self.last_error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .as_ref()
+            .map(|(err, _)| err.clone())
     }
 
     /// Remembers that mint `mint` was invalidated.

@@ -535,6 +535,10 @@ struct Meta {
     /// failed since the last budget was taken.
     #[serde(default)]
     error: Option<(String, u64)>,
+    /// The last time a process could not use the store (`no answer`,
+    /// `unavailable`) and when that began (unix milliseconds).
+    #[serde(default)]
+    store_error: Option<(String, u64)>,
 }
 
 impl Meta {
@@ -784,10 +788,12 @@ impl Backend for FileStore {
             };
             let bytes: Vec<u8> = times.iter().flat_map(|t| t.to_be_bytes()).collect();
             write_atomic(&dir, &budget, &bytes)?;
+            let store_error = Meta::read(&dir.join(&meta))?.store_error;
             Meta {
                 max: Some(max),
                 window_ms: Some(window_ms),
                 error: None,
+                store_error,
             }
             .write(&dir, &meta)?;
             Ok(take)
@@ -806,6 +812,23 @@ impl Backend for FileStore {
             let _guard = guard(&dir, &credential)?;
             let mut meta = Meta::read(&dir.join(&name))?;
             meta.error = Some((class.to_owned(), now_ms()));
+            meta.write(&dir, &name)
+        }))
+    }
+
+    fn record_store_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        what: &'static str,
+        ago: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let dir = self.dir.clone();
+        let credential = keys.credential.clone();
+        let name = credential_file(keys, META);
+        Box::pin(blocking(move || {
+            let _guard = guard(&dir, &credential)?;
+            let mut meta = Meta::read(&dir.join(&name))?;
+            meta.store_error = Some((what.to_owned(), now_ms().saturating_sub(millis(ago))));
             meta.write(&dir, &name)
         }))
     }
@@ -873,6 +896,9 @@ impl Backend for FileStore {
                             .map(|(max, window)| (max, Duration::from_millis(window))),
                         last_error: meta.error.map(|(class, at)| {
                             (class, Duration::from_millis(now.saturating_sub(at)))
+                        }),
+                        last_store_failure: meta.store_error.map(|(what, at)| {
+                            (what, Duration::from_millis(now.saturating_sub(at)))
                         }),
                     }
                 })

@@ -206,6 +206,10 @@ pub struct CredentialStatus {
     /// The class of the last failed mint (`rejected`, `transient`, …) and
     /// how long ago it was, if one failed since the last success.
     pub last_error: Option<(String, Duration)>,
+    /// The last time this store could not be used by a process of this
+    /// credential (`no answer` or `unavailable`) and how long ago that
+    /// began, as the process recorded it once the store answered again.
+    pub last_store_failure: Option<(String, Duration)>,
 }
 
 /// One stored token, as [`TokenStore::status`] reports it.
@@ -339,6 +343,15 @@ pub(crate) trait Backend: Send + Sync + 'static {
         max: u32,
         window: Duration,
     ) -> BoxFuture<'a, Result<Take, StoreError>>;
+
+    /// Records that a process of the credential could not use the store,
+    /// `what` (`no answer`, `unavailable`), from `ago` before now.
+    fn record_store_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        what: &'static str,
+        ago: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records that the credential's last mint failed with error `class`.
     fn record_failure<'a>(

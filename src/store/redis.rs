@@ -208,13 +208,25 @@ return 1
     ))
 });
 
-/// One credential's budget and last error, on the server's clock. KEYS:
-/// budget, meta. `{used, max, window_ms, error, error_age_ms}`, missing ones
-/// `nil`.
+/// Records when a process could not use the store, on the server's clock.
+/// KEYS: meta. ARGV: what, how long ago (ms).
+static RECORD_STORE_FAILURE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        r"{LUA_NOW}
+redis.call('HSET', KEYS[1], 'store_error', ARGV[1], 'store_error_at_ms', int(now - tonumber(ARGV[2])))
+return 1
+"
+    ))
+});
+
+/// One credential's budget, last error and last store failure, on the
+/// server's clock. KEYS: budget, meta. `{used, max, window_ms, error,
+/// error_age_ms, store_error, store_error_age_ms}`, missing ones `nil`.
 static CREDENTIAL_STATUS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         r"{LUA_NOW}
-local meta = redis.call('HMGET', KEYS[2], 'max', 'window_ms', 'error', 'error_at_ms')
+local meta = redis.call('HMGET', KEYS[2], 'max', 'window_ms', 'error', 'error_at_ms',
+  'store_error', 'store_error_at_ms')
 local used
 if meta[2] then
   used = redis.call('ZCOUNT', KEYS[1], '(' .. int(now - tonumber(meta[2])), '+inf')
@@ -223,7 +235,9 @@ else
 end
 local age = false
 if meta[4] then age = math.max(0, now - tonumber(meta[4])) end
-return {{used, meta[1], meta[2], meta[3], age}}
+local store_age = false
+if meta[6] then store_age = math.max(0, now - tonumber(meta[6])) end
+return {{used, meta[1], meta[2], meta[3], age, meta[5], store_age}}
 "
     ))
 });
@@ -801,6 +815,20 @@ impl Backend for RedisStore {
         })
     }
 
+    fn record_store_failure<'a>(
+        &'a self,
+        keys: &'a Keys,
+        what: &'static str,
+        ago: Duration,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut invocation = RECORD_STORE_FAILURE.key(meta_key(&keys.credential));
+            invocation.arg(what).arg(millis(ago));
+            let _: i64 = self.inner.invoke(invocation).await?;
+            Ok(())
+        })
+    }
+
     fn watch(&self, keys: &Keys) -> broadcast::Receiver<Event> {
         let receiver = {
             let mut channels = lock(&self.inner.channels);
@@ -871,9 +899,12 @@ impl Backend for RedisStore {
                     .collect();
                 let mut invocation = CREDENTIAL_STATUS.key(budget_key(credential));
                 invocation.key(meta_key(credential));
-                let (used, max, window, error, age): (
+                #[allow(clippy::type_complexity)]
+                let (used, max, window, error, age, store_error, store_age): (
                     u64,
                     Option<u32>,
+                    Option<u64>,
+                    Option<String>,
                     Option<u64>,
                     Option<String>,
                     Option<u64>,
@@ -884,6 +915,8 @@ impl Backend for RedisStore {
                     mints_used: u32::try_from(used).unwrap_or(u32::MAX),
                     budget: max.zip(window.map(Duration::from_millis)),
                     last_error: error.map(|class| (class, Duration::from_millis(age.unwrap_or(0)))),
+                    last_store_failure: store_error
+                        .map(|what| (what, Duration::from_millis(store_age.unwrap_or(0)))),
                 });
             }
             Ok(statuses)

@@ -1045,6 +1045,23 @@ async fn redis_down_from_the_start_mints_alone_warns_once_and_converges() {
         2,
         "no warning once it is back"
     );
+    // What `paytokens cache status` shows: the outage, recorded by the
+    // processes that saw the store come back.
+    let status = store().status().await.unwrap();
+    let [credential] = status.as_slice() else {
+        panic!("{} credentials", status.len());
+    };
+    let (what, ago) = credential
+        .last_store_failure
+        .clone()
+        .expect("the outage is recorded");
+    // The last outage: the long one, or a reconnect to the restarted
+    // server that failed once.
+    assert!(
+        ["unavailable", "no answer"].contains(&what.as_str()),
+        "{what}"
+    );
+    assert!(ago < Duration::from_secs(60), "it began {ago:?} ago");
     assert_nothing_leaked();
 }
 
