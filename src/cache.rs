@@ -811,7 +811,7 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Adapter as _;
+    use crate::Provider;
 
     #[test]
     fn margins_scale_with_lifetime_within_floor_and_cap() {
@@ -843,7 +843,7 @@ mod tests {
     fn backoff_doubles_up_to_the_cap() {
         let policy = CachePolicy::default();
         let transient = TokenError::Transient {
-            provider: crate::autopay::Autopay::provider(),
+            provider: Provider::of::<crate::autopay::Autopay>(),
             reason: "HTTP 503".into(),
             cause: crate::TransientCause::Status,
             status: Some(503),

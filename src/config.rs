@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use paytokens_runtime::{HeaderParam, ScopeField};
+use paytokens_runtime::{Auth, HeaderParam, Place, ScopeField, ScopeJoin};
 
 use crate::{Provider, TokenError};
 
@@ -47,9 +47,13 @@ impl Credentials {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The token endpoint's base URL; `None` for the spec's default host
+    /// The token endpoint's base URL; `None` for the server of
+    /// [`environment`](Self::environment), or else the spec's default host
     /// (Autopay's), which providers without one refuse.
     pub base_url: Option<String>,
+    /// The spec's server to use, by its `x-paytokens-environment` name
+    /// (`sandbox`, `production`), when no base URL is given.
+    pub environment: Option<String>,
     /// Client id and secret.
     pub credentials: Credentials,
     /// Scopes to request, for providers whose request carries them (refused
@@ -69,6 +73,7 @@ impl Config {
     pub fn new(credentials: Credentials) -> Self {
         Self {
             base_url: None,
+            environment: None,
             credentials,
             scopes: Vec::new(),
             headers: Vec::new(),
@@ -79,6 +84,13 @@ impl Config {
     /// Sets the base URL (the host the provider gave at onboarding).
     pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = Some(base_url.into());
+        self
+    }
+
+    /// Selects the spec's server of this environment (`sandbox`,
+    /// `production`), for providers whose document names several hosts.
+    pub fn environment(mut self, name: impl Into<String>) -> Self {
+        self.environment = Some(name.into());
         self
     }
 
@@ -220,6 +232,43 @@ impl Check {
         Ok(url.as_str().trim_end_matches('/').to_owned())
     }
 
+    /// The host to ask: the base URL given, or the server of the
+    /// environment named, or the spec's default host.
+    pub(crate) fn host<'c>(&self, config: &'c Config) -> Result<&'c str, TokenError> {
+        let spec = self.0.spec();
+        let environments = || {
+            let names: Vec<&str> = spec.environments().collect();
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        match (&config.base_url, &config.environment) {
+            (Some(_), Some(_)) => Err(self.fail("give a base URL or an environment, not both")),
+            (Some(url), None) => Ok(url),
+            (None, Some(name)) => match spec.environment(name) {
+                Some(server) => Ok(server.url),
+                None => Err(self.fail(format!(
+                    "{} has no `{}` environment; its spec names: {}",
+                    self.0,
+                    name.escape_debug(),
+                    environments()
+                ))),
+            },
+            (None, None) => spec.default_base_url.ok_or_else(|| {
+                let hint = match spec.environments().next() {
+                    Some(_) => format!("choose an environment ({}) or ", environments()),
+                    None => String::new(),
+                };
+                self.fail(format!(
+                    "{} has no default host: {hint}set the base URL",
+                    self.0
+                ))
+            }),
+        }
+    }
+
     /// Checks the id and secret; `basic` when they travel as HTTP Basic.
     pub(crate) fn credentials(&self, creds: &Credentials, basic: bool) -> Result<(), TokenError> {
         let id = &creds.client_id;
@@ -234,8 +283,21 @@ impl Check {
                 self.fail("client id contains `:`, which HTTP Basic authentication cannot carry")
             );
         }
-        if creds.client_secret.expose_secret().is_empty() {
+        let secret = creds.client_secret.expose_secret();
+        if secret.is_empty() {
             return Err(self.fail("client secret is empty"));
+        }
+        let in_header = matches!(
+            self.0.spec().auth,
+            Auth::Fields {
+                client_secret: Place::Header(_),
+                ..
+            }
+        );
+        if in_header && secret.chars().any(char::is_control) {
+            return Err(self.fail(
+                "client secret contains control characters, which an HTTP header cannot carry",
+            ));
         }
         Ok(())
     }
@@ -340,8 +402,8 @@ impl Check {
                 return Ok(Vec::new());
             }
             return Err(self.fail(format!(
-                "{}'s token request carries no scopes (its spec has no `scope` property); \
-                 request none",
+                "{}'s token request carries no scopes (its spec gives no place the \
+                 `x-paytokens-role: scopes`); request none",
                 self.0
             )));
         };
@@ -361,6 +423,14 @@ impl Check {
                      ASCII, no spaces, quotes or backslashes)",
                     number + 1,
                     scopes.len()
+                )));
+            }
+            if field.join == ScopeJoin::Comma && scope.contains(',') {
+                return Err(self.fail(format!(
+                    "scope {} of {} contains `,`, which separates {}'s scopes",
+                    number + 1,
+                    scopes.len(),
+                    self.0
                 )));
             }
             if let Some(declared) = field.declared
@@ -399,8 +469,8 @@ mod tests {
 
     #[test]
     fn base_url_errors_never_show_userinfo_or_query() {
-        use crate::Adapter as _;
-        let check = Check(crate::autopay::Autopay::provider());
+        use crate::Provider;
+        let check = Check(Provider::of::<crate::autopay::Autopay>());
         for raw in [
             "https://pay.example/?api_key=SECRET",
             "https://pay.example/#SECRET",

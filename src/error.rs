@@ -201,12 +201,12 @@ impl TokenError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Adapter as _;
+    use crate::Provider;
 
     #[test]
     fn an_exhausted_mint_budget_advises_the_wait_in_whole_seconds() {
         let err = |retry_after| TokenError::MintBudgetExhausted {
-            provider: crate::autopay::Autopay::provider(),
+            provider: Provider::of::<crate::autopay::Autopay>(),
             max_mints: 3,
             window: Duration::from_secs(60),
             retry_after,
@@ -234,7 +234,7 @@ mod tests {
             (Other, "try again later"),
         ] {
             let err = TokenError::Transient {
-                provider: crate::autopay::Autopay::provider(),
+                provider: Provider::of::<crate::autopay::Autopay>(),
                 reason: "reason".to_owned(),
                 cause,
                 status: None,

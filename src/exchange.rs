@@ -197,24 +197,39 @@ impl Exchange {
             .await
     }
 
-    /// Checks a decoded success response and builds the token; `sent` is
-    /// when the request left.
-    pub(crate) fn token(&self, sent: Instant, grant: Grant) -> Result<AccessToken, TokenError> {
-        let invalid = |problem: &str| self.invalid(200, problem);
+    /// Checks a success response's grant and builds the token; `sent` and
+    /// `sent_at` are when the request left (monotonic and wall clock: an
+    /// absolute expiry is judged against the latter). Problems name the
+    /// spec's fields.
+    pub(crate) fn token(
+        &self,
+        sent: Instant,
+        sent_at: SystemTime,
+        grant: Grant,
+    ) -> Result<AccessToken, TokenError> {
+        let answer = &self.provider.spec().answer;
+        let status = answer.statuses.first().copied().unwrap_or(200);
+        let invalid = |problem: &str| self.invalid(status, problem);
+        let token_name = answer.token.name;
         if grant.access_token.is_empty() {
-            return Err(invalid("access_token is empty"));
+            return Err(invalid(&format!("{token_name} is empty")));
         }
         if !grant.token_type.eq_ignore_ascii_case("bearer") {
-            return Err(invalid(&token_type_problem(&grant.token_type)));
+            let name = answer.token_type.as_ref().map_or("token_type", |f| f.name);
+            return Err(invalid(&token_type_problem(name, &grant.token_type)));
         }
-        let lifetime = lifetime(grant.expires_in).map_err(|p| invalid(&p))?;
-        let scopes = grant
-            .scope
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default();
+        let expiry_name = match &answer.expiry {
+            paytokens_runtime::Expiry::In(field) | paytokens_runtime::Expiry::At(field, _) => {
+                field.name
+            }
+        };
+        let lifetime = lifetime(grant.lifetime, expiry_name, sent_at).map_err(|p| invalid(&p))?;
+        let scopes = grant.scopes.unwrap_or_default();
         let secret = SecretString::from(grant.access_token);
         AccessToken::new(self.provider, secret, scopes, lifetime, sent).ok_or_else(|| {
-            invalid("access_token has characters that cannot be sent in an HTTP header")
+            invalid(&format!(
+                "{token_name} has characters that cannot be sent in an HTTP header"
+            ))
         })
     }
 
@@ -259,9 +274,14 @@ impl Exchange {
                     return err;
                 }
                 if status.is_client_error() {
-                    // A refusal whose body is not the documented shape
-                    // (an HTML page, say) is still a refusal.
-                    return self.rejected(status, Refusal::default());
+                    // A refusal whose body is not the documented shape is
+                    // still a refusal: with the code and message found at
+                    // the spec's error roles when it is JSON at all (an
+                    // HTML page has none).
+                    let found = serde_json::from_slice::<serde_json::Value>(&bytes)
+                        .map(|body| self.provider.spec().refusal.refusal(&body))
+                        .unwrap_or_default();
+                    return self.rejected(status, found);
                 }
                 self.invalid(status.as_u16(), &describe_payload::<T>(&bytes, &cause))
             }
@@ -415,25 +435,32 @@ fn status_of(result: &Result<AccessToken, TokenError>) -> Option<u16> {
     }
 }
 
-/// Validates `expires_in`: whole seconds, from 1 to [`MAX_LIFETIME`].
-fn lifetime(raw: Lifetime) -> Result<Duration, String> {
+/// Validates a lifetime: whole seconds (or an absolute time, counted from
+/// `sent_at`), from 1 to [`MAX_LIFETIME`]; `name` is the spec's field.
+fn lifetime(raw: Lifetime, name: &str, sent_at: SystemTime) -> Result<Duration, String> {
     let seconds = match raw {
         Lifetime::Seconds(n) => n,
         Lifetime::Text(text) => {
             if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err("expires_in is a string that is not a whole number of seconds".into());
+                return Err(format!(
+                    "{name} is a string that is not a whole number of seconds"
+                ));
             }
             text.parse()
-                .map_err(|_| "expires_in is not a whole number of seconds".to_owned())?
+                .map_err(|_| format!("{name} is not a whole number of seconds"))?
         }
+        Lifetime::Until(at) => match at.duration_since(sent_at) {
+            Ok(left) if left.as_secs() > 0 => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            _ => return Err(format!("{name} is not after the time the request was sent")),
+        },
     };
     if seconds <= 0 {
-        return Err(format!("expires_in is {seconds}; it must be positive"));
+        return Err(format!("{name} is {seconds}; it must be positive"));
     }
     let lifetime = Duration::from_secs(seconds as u64);
     if lifetime > MAX_LIFETIME {
         return Err(format!(
-            "expires_in is {seconds} s, more than the {} s accepted",
+            "{name} is {seconds} s, more than the {} s accepted",
             MAX_LIFETIME.as_secs()
         ));
     }
@@ -484,13 +511,13 @@ fn duration(d: Duration) -> String {
 
 /// Names a short alphanumeric token type (`mac`); anything else could be a
 /// misplaced token, so it is not quoted.
-fn token_type_problem(value: &str) -> String {
+fn token_type_problem(name: &str, value: &str) -> String {
     if value.is_empty() {
-        "token_type is empty, not Bearer".to_owned()
+        format!("{name} is empty, not Bearer")
     } else if value.len() <= 16 && value.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        format!("token_type is `{value}`, not Bearer")
+        format!("{name} is `{value}`, not Bearer")
     } else {
-        "token_type is not Bearer".to_owned()
+        format!("{name} is not Bearer")
     }
 }
 
@@ -571,7 +598,7 @@ pub(crate) fn without_values(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Adapter as _;
+    use crate::Provider;
     use crate::autopay::Autopay;
 
     #[test]
@@ -593,18 +620,22 @@ mod tests {
     #[test]
     fn lifetimes_must_be_whole_positive_seconds() {
         assert_eq!(
-            lifetime(Lifetime::Text("3600".into())),
+            lifetime(
+                Lifetime::Text("3600".into()),
+                "expires_in",
+                SystemTime::now()
+            ),
             Ok(Duration::from_secs(3600))
         );
         for bad in ["", "abc", "3600s", "-1", "1.5", " 3600", "99999999999999"] {
             assert!(
-                lifetime(Lifetime::Text(bad.into())).is_err(),
+                lifetime(Lifetime::Text(bad.into()), "expires_in", SystemTime::now()).is_err(),
                 "{bad:?} accepted"
             );
         }
-        assert!(lifetime(Lifetime::Seconds(0)).is_err());
-        assert!(lifetime(Lifetime::Seconds(-1)).is_err());
-        assert!(lifetime(Lifetime::Seconds(i64::MAX)).is_err());
+        assert!(lifetime(Lifetime::Seconds(0), "expires_in", SystemTime::now()).is_err());
+        assert!(lifetime(Lifetime::Seconds(-1), "expires_in", SystemTime::now()).is_err());
+        assert!(lifetime(Lifetime::Seconds(i64::MAX), "expires_in", SystemTime::now()).is_err());
     }
 
     /// A resolver that fails every lookup, or never answers one: name
@@ -632,7 +663,8 @@ mod tests {
         };
         let base = "https://pay.example.test:8443/api";
         let credentials = Credentials::new("id", "secret");
-        let exchange = Exchange::new(Autopay::provider(), base, &credentials, &options).unwrap();
+        let exchange =
+            Exchange::new(Provider::of::<Autopay>(), base, &credentials, &options).unwrap();
         let http = reqwest::Client::builder()
             .no_proxy()
             .dns_resolver(resolver)

@@ -3,12 +3,13 @@
 //!
 //! Every provider becomes the same [`AccessToken`] through the same
 //! [`TokenSource`] trait, configured by the same [`Config`], and fails with
-//! the same typed [`TokenError`]. A provider is described by its spec
-//! (`specs/<id>.yaml`, from which `cargo xtask regen` generates a client
-//! crate under `generated/` with a [`ProviderSpec`]) plus one small
-//! [`Adapter`] in a module of its own (`paytokens::autopay::Autopay`, ...);
-//! [`Source`] does the rest for any of them, and [`Provider::all`] lists the
-//! registered ones.
+//! the same typed [`TokenError`]. A provider is its spec
+//! (`specs/<id>.yaml`): `cargo xtask regen` generates a client crate under
+//! `generated/` with a [`ProviderSpec`] saying where each role of the
+//! request, the answer and the error body is, and registers it in a module
+//! of its own (`paytokens::autopay::Autopay`, ...); [`Source`] does the
+//! rest for any of them, with no code per provider, and [`Provider::all`]
+//! lists the registered ones.
 //!
 //! A [`TokenCache`] asks the provider once per token lifetime, whatever
 //! the load, within one process; with a [`TokenStore`] (Redis, or a
@@ -66,17 +67,18 @@ pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, Credentials, HttpOptions, RetryPolicy};
 pub use error::{TokenError, TransientCause};
-/// What codegen reads from a spec, and the traits an adapter implements for
-/// a provider whose answers do not have the RFC 6749 shapes.
+/// What codegen reads from a spec: where each role of a token request, its
+/// answer and its error body is.
 pub use paytokens_runtime::{
-    Auth, ErrorResponse, Grant, HeaderParam, Lifetime, ProviderSpec, Refusal, ScopeField,
-    TokenEndpoint, TokenResponse,
+    AnswerSpec, Auth, Expect, Expiry, Field, Grant, HeaderParam, Lifetime, Param, ParamValue,
+    Place, ProviderSpec, Refusal, RefusalSpec, ScopeField, ScopeJoin, Server, TimeFormat,
+    TokenEndpoint,
 };
 pub use provider::{Provider, UnknownProvider};
-/// Every provider's adapter module (`paytokens::autopay`, ...): a provider
-/// is registered in [`providers`] and nowhere else.
+/// Every provider's module (`paytokens::autopay`, ...), written by
+/// `cargo xtask regen` from the specs into [`providers`].
 pub use providers::*;
 pub use secrecy::{ExposeSecret, SecretString};
-pub use source::{Adapter, AnySource, CacheKey, Source, TokenSource};
+pub use source::{AnySource, CacheKey, Source, TokenSource};
 pub use store::{CredentialStatus, EntryStatus, StoreError, StoreOptions, TokenStore};
 pub use token::{AccessToken, TokenType};

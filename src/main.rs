@@ -131,9 +131,12 @@ struct TokenArgs {
     /// The provider to ask.
     #[arg(value_parser = provider_parser())]
     provider: Provider,
-    /// The provider's base URL (required unless its spec names a default host, as Autopay's does).
+    /// The provider's base URL (required unless its spec names a default host, as Autopay's does, or --env is given).
     #[arg(long, env = "PAYTOKENS_BASE_URL")]
     base_url: Option<String>,
+    // The help lists each provider's environments, from the specs.
+    #[arg(long = "env", env = "PAYTOKENS_ENV", value_name = "NAME", help = env_help())]
+    env: Option<String>,
     /// The client id.
     #[arg(long, env = "PAYTOKENS_CLIENT_ID", value_name = "ID")]
     client_id: String,
@@ -466,13 +469,15 @@ fn flag_name(header: &str) -> String {
     lower.strip_prefix("x-").unwrap_or(&lower).to_owned()
 }
 
-/// The header flags given, by flag name.
-fn header_values(matches: &ArgMatches) -> Vec<(String, String)> {
+/// The header flags given, by flag name, and whether each came from the
+/// command line (rather than the environment).
+fn header_values(matches: &ArgMatches) -> Vec<(String, String, bool)> {
     header_flags()
         .into_iter()
         .filter_map(|(flag, _)| {
             let value = matches.get_one::<String>(&flag)?.clone();
-            Some((flag, value))
+            let typed = matches.value_source(&flag) == Some(clap::parser::ValueSource::CommandLine);
+            Some((flag, value, typed))
         })
         .collect()
 }
@@ -488,6 +493,19 @@ fn ids_where(has: impl Fn(Provider) -> bool) -> String {
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         None => "none".to_owned(),
     }
+}
+
+/// `--env`'s help: the environments each provider's spec names.
+fn env_help() -> String {
+    let mut help =
+        "A host the provider's spec names, by environment, instead of --base-url".to_owned();
+    for provider in Provider::all() {
+        let names: Vec<&str> = provider.spec().environments().collect();
+        if !names.is_empty() {
+            help.push_str(&format!("; {provider}: {}", names.join(", ")));
+        }
+    }
+    help
 }
 
 /// `--scope`'s help: which providers need scopes, take none, or accept only
@@ -527,17 +545,58 @@ fn secret(from_stdin: bool) -> Result<SecretString, Failure> {
     Ok(SecretString::from(secret))
 }
 
-async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Failure> {
+async fn token(args: TokenArgs, flags: Vec<(String, String, bool)>) -> Result<(), Failure> {
     let provider = args.provider;
     let spec = provider.spec();
+    // What this provider's spec does not take is refused before the secret
+    // is read: never silently dropped.
+    if spec.scope.is_none() && !args.scopes.is_empty() {
+        return Err(Failure::usage(format!(
+            "{provider} takes no scopes (its spec gives them no place): remove --scope"
+        )));
+    }
+    if let Some((flag, _, _)) = flags.iter().find(|(flag, _, typed)| {
+        *typed
+            && !spec
+                .headers
+                .iter()
+                .any(|param| flag_name(param.name) == *flag)
+    }) {
+        return Err(Failure::usage(format!(
+            "--{flag} is not a flag of {provider} (its spec declares no such header): remove it"
+        )));
+    }
     let credentials = Credentials::new(args.client_id.clone(), secret(args.client_secret_stdin)?);
     let mut config = Config::new(credentials);
-    match (&args.base_url, spec.default_base_url) {
-        (Some(base_url), _) => config.base_url = Some(base_url.clone()),
-        (None, Some(_)) => {}
-        (None, None) => {
+    let environments: Vec<&str> = spec.environments().collect();
+    match (&args.base_url, &args.env, spec.default_base_url) {
+        (Some(_), Some(_), _) => {
+            return Err(Failure::usage("pass --base-url or --env, not both"));
+        }
+        (Some(base_url), None, _) => config.base_url = Some(base_url.clone()),
+        (None, Some(name), _) if spec.environment(name).is_some() => {
+            config.environment = Some(name.clone());
+        }
+        (None, Some(name), _) => {
+            let names = if environments.is_empty() {
+                "none".to_owned()
+            } else {
+                environments.join(", ")
+            };
             return Err(Failure::usage(format!(
-                "{provider} has no default host: pass --base-url or set PAYTOKENS_BASE_URL"
+                "{provider} has no environment `{}`; its spec names: {names}",
+                name.escape_debug()
+            )));
+        }
+        (None, None, Some(_)) => {}
+        (None, None, None) => {
+            let env = if environments.is_empty() {
+                String::new()
+            } else {
+                format!(" or --env ({})", environments.join(", "))
+            };
+            return Err(Failure::usage(format!(
+                "{provider} has no default host: pass --base-url{env} or set PAYTOKENS_BASE_URL"
             )));
         }
     }
@@ -554,8 +613,8 @@ async fn token(args: TokenArgs, flags: Vec<(String, String)>) -> Result<(), Fail
     }
     for param in spec.headers {
         let flag = flag_name(param.name);
-        match flags.iter().find(|(f, _)| *f == flag) {
-            Some((_, value)) => config.headers.push((param.name.to_owned(), value.clone())),
+        match flags.iter().find(|(f, _, _)| *f == flag) {
+            Some((_, value, _)) => config.headers.push((param.name.to_owned(), value.clone())),
             None if param.required => {
                 let env = format!("PAYTOKENS_{}", flag.to_uppercase().replace('-', "_"));
                 return Err(Failure::usage(format!(
@@ -916,8 +975,14 @@ async fn demo() -> Result<(), Failure> {
     if progress {
         eprint!("{:60}\r", "");
     }
+    // The provider column as wide as the longest id.
+    let width = Provider::all()
+        .map(|p| p.id().len())
+        .max()
+        .unwrap_or(0)
+        .max(14);
     println!(
-        "{:<14} {:<10} {:>10}  {:>9}  SCOPES",
+        "{:<width$} {:<10} {:>10}  {:>9}  SCOPES",
         "PROVIDER", "TYPE", "EXPIRES IN", "LATENCY"
     );
     for (provider, token_type, expires_in, scopes, latency) in &rows {
@@ -927,7 +992,7 @@ async fn demo() -> Result<(), Failure> {
             scopes
         };
         println!(
-            "{:<14} {:<10} {:>9}s  {:>9}  {}",
+            "{:<width$} {:<10} {:>9}s  {:>9}  {}",
             provider.id(),
             token_type,
             expires_in,

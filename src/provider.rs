@@ -1,7 +1,7 @@
 //! [`Provider`]: a payment provider paytokens knows, as its spec describes
 //! it. The set is open: every provider registered in
 //! [`crate::providers`] is one, with nothing about it written anywhere but
-//! in its spec and its adapter.
+//! in its spec.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -26,7 +26,12 @@ impl Provider {
         Self(spec)
     }
 
-    /// Every registered provider, in the order the README lists them.
+    /// The provider of a generated client: `Provider::of::<Autopay>()`.
+    pub const fn of<C: paytokens_runtime::TokenEndpoint>() -> Self {
+        Self(C::SPEC)
+    }
+
+    /// Every registered provider, in the order of their spec files' names.
     pub fn all() -> impl ExactSizeIterator<Item = Provider> + Clone {
         REGISTRY.iter().map(|r| Provider(r.spec))
     }
@@ -48,7 +53,7 @@ impl Provider {
     }
 
     /// A source of tokens from this provider, with `config` checked against
-    /// its spec: `Source::<Adapter>::new` for code that picks the provider at
+    /// its spec: `Source::<Client>::new` for code that picks the provider at
     /// run time. Only registered providers have one.
     pub fn source(self, config: Config) -> Result<AnySource, TokenError> {
         let registration = self.registration().ok_or_else(|| TokenError::Config {

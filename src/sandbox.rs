@@ -1,23 +1,25 @@
 //! An offline sandbox of every registered provider's token endpoint (feature
 //! `sandbox`): an HTTP server on 127.0.0.1 driven by the providers' specs.
 //! Each provider's route, method, media type, credential placement (HTTP
-//! Basic or body fields), header parameters, constants and scopes come from
-//! its spec; request bodies are checked by decoding them into the generated
-//! request types; answers are the spec's own examples with a fresh token,
-//! the client's lifetime and the granted scopes put in (each keeping its JSON
-//! type: Singapay's `expires_in` stays a string), and refusals the spec's
-//! error example. Its clients are the ones each spec declares in
+//! Basic, or a body field, header or query parameter of any name), header
+//! parameters, constants and scopes come from its spec; request bodies are
+//! checked by decoding them into the generated request types; answers are
+//! the spec's own success example, with the status it documents, a fresh
+//! token, the lifetime (relative, or an absolute time) and the granted
+//! scopes put in at the paths of their roles (each keeping its JSON type:
+//! Singapay's `expires_in` stays a string), and refusals the spec's error
+//! example with the code and message put in at theirs. Its clients are the ones each spec declares in
 //! `x-paytokens-sandbox` (the documents' example credentials), plus any
 //! added; it counts mints and injects faults.
 //!
 //! ```no_run
 //! use paytokens::sandbox::Sandbox;
 //! use paytokens::autopay::Autopay;
-//! use paytokens::{Adapter, Source, TokenSource};
+//! use paytokens::{Provider, Source, TokenSource};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let sandbox = Sandbox::start().await?;
-//! let autopay = Autopay::provider();
+//! let autopay: Provider = "autopay".parse()?;
 //! let token = Source::<Autopay>::new(sandbox.config(autopay))?.fetch().await?;
 //! assert_eq!(sandbox.mints(autopay), 1);
 //! # Ok(()) }
@@ -62,7 +64,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, any, on};
 use base64::Engine as _;
-use paytokens_runtime::Auth;
+use paytokens_runtime::{Auth, Expiry, ParamValue, Place, ScopeJoin, TimeFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
@@ -455,9 +457,10 @@ fn router(state: AppState) -> Router {
             .ok()
             .and_then(|method| MethodFilter::try_from(method).ok())
             .unwrap_or(MethodFilter::POST);
-        let handler = move |State(state): State<AppState>, headers: HeaderMap, body: Bytes| {
-            token_endpoint(state, provider, headers, body)
-        };
+        let handler =
+            move |State(state): State<AppState>, headers: HeaderMap, uri: Uri, body: Bytes| {
+                token_endpoint(state, provider, headers, uri, body)
+            };
         router = router.route(&format!("/{}{}", spec.id, spec.path), on(method, handler));
         let api = move |State(state): State<AppState>, headers: HeaderMap, uri: Uri| async move {
             protected_api(&state, provider, &headers, &uri)
@@ -566,26 +569,71 @@ fn refused(response: Response, why: impl Into<String>) -> Response {
 struct Answers(Provider);
 
 impl Answers {
-    /// The spec's success example with `token`, `lifetime` and `scope` put
-    /// in, each where the example has it and in the example's JSON type.
-    fn minted(&self, token: &str, lifetime: Duration, scope: &str) -> Response {
-        let mut body = example(self.0.spec().examples.success).unwrap_or_else(
-            || json!({"access_token": "", "token_type": "Bearer", "expires_in": 0, "scope": ""}),
-        );
+    /// The spec's success example, with the first status the spec gives,
+    /// and `token`, `lifetime` and `scopes` put in at the paths of their
+    /// roles, each in the example's JSON type (an absolute expiry as the
+    /// time `lifetime` from now); an envelope's conditions hold.
+    fn minted(&self, token: &str, lifetime: Duration, scopes: &[String]) -> Response {
+        let spec = self.0.spec();
+        let answer = &spec.answer;
+        let status = answer.statuses.first().copied().unwrap_or(200);
+        let mut body = example(spec.examples.success).unwrap_or_else(|| json!({}));
+        answer.token.set(&mut body, Value::from(token));
+        if let Some(field) = &answer.token_type
+            && field.get(&body).is_none()
+        {
+            field.set(&mut body, Value::from("Bearer"));
+        }
         let seconds = lifetime.as_secs();
-        replace(&mut body, &mut |key, value| match key {
-            "access_token" => Some(Value::from(token)),
-            "expires_in" if value.is_string() => Some(Value::from(seconds.to_string())),
-            "expires_in" => Some(Value::from(seconds)),
-            "scope" => Some(Value::from(scope)),
-            _ => None,
-        });
-        with_outcome(axum::Json(body).into_response(), Outcome::Minted)
+        match &answer.expiry {
+            Expiry::In(field) => {
+                let text = field.get(&body).is_some_and(Value::is_string);
+                let value = if text {
+                    Value::from(seconds.to_string())
+                } else {
+                    Value::from(seconds)
+                };
+                field.set(&mut body, value);
+            }
+            Expiry::At(field, format) => {
+                let at = std::time::SystemTime::now() + lifetime;
+                let value = match format {
+                    TimeFormat::DateTime => Value::from(paytokens_runtime::format_time(at)),
+                    TimeFormat::UnixSeconds => Value::from(
+                        at.duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs())
+                            .unwrap_or_default(),
+                    ),
+                };
+                field.set(&mut body, value);
+            }
+        }
+        if let Some(field) = &answer.scopes {
+            let array = field.get(&body).is_some_and(Value::is_array);
+            let join = match spec.scope.as_ref().map(|s| s.join) {
+                _ if array => ScopeJoin::Array,
+                Some(ScopeJoin::Comma) => ScopeJoin::Comma,
+                _ => ScopeJoin::Space,
+            };
+            field.set(&mut body, join.to_json(scopes));
+        }
+        for (field, expect) in answer.expect {
+            let value = match expect {
+                paytokens_runtime::Expect::Value(text) => {
+                    serde_json::from_str(text).unwrap_or_default()
+                }
+                paytokens_runtime::Expect::HttpStatus => Value::from(status),
+            };
+            field.set(&mut body, value);
+        }
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        with_outcome((status, axum::Json(body)).into_response(), Outcome::Minted)
     }
 
-    /// The spec's error example, as HTTP `status`: its error code replaced
-    /// by `code` and its message by `message` where given, and the status
-    /// numbers it holds (Singapay's `status` and `error.code`) by `status`.
+    /// The spec's error example, as HTTP `status`: `code` and `message` put
+    /// in at the paths of the error roles where given (a numeric code stays
+    /// a number: the status), and the status numbers the example holds
+    /// (Singapay's `status`) replaced by `status`.
     fn refusal(
         &self,
         status: StatusCode,
@@ -593,16 +641,37 @@ impl Answers {
         message: Option<&str>,
         why: impl Into<String>,
     ) -> Response {
-        let mut body = example(self.0.spec().examples.refusal)
-            .unwrap_or_else(|| json!({"error": "invalid_client", "error_description": ""}));
-        replace(&mut body, &mut |key, value| match (key, value) {
-            ("error", Value::String(_)) => code.map(Value::from),
-            ("error_description" | "message", Value::String(_)) => message.map(Value::from),
-            ("status" | "code", Value::Number(_)) => Some(Value::from(status.as_u16())),
+        let spec = self.0.spec();
+        let mut body = example(spec.examples.refusal).unwrap_or_else(|| json!({}));
+        replace(&mut body, &mut |_, value| match value {
+            Value::Number(n) if n.as_u64().is_some_and(|n| (100..600).contains(&n)) => {
+                Some(Value::from(status.as_u16()))
+            }
             _ => None,
         });
+        if let Some(field) = &spec.refusal.code {
+            let numeric = field.get(&body).is_some_and(Value::is_number);
+            match code {
+                _ if numeric => field.set(&mut body, Value::from(status.as_u16())),
+                Some(code) => field.set(&mut body, Value::from(code)),
+                None if field.get(&body).is_none() => {
+                    field.set(&mut body, Value::from("invalid_client"));
+                }
+                None => {}
+            }
+        }
+        if let Some(field) = &spec.refusal.message {
+            match message {
+                Some(message) => field.set(&mut body, Value::from(message)),
+                // RFC 6749's words for a failed client authentication.
+                None if field.get(&body).is_none() => {
+                    field.set(&mut body, Value::from("Client authentication failed"));
+                }
+                None => {}
+            }
+        }
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED && self.0.spec().auth == Auth::Basic {
+        if status == StatusCode::UNAUTHORIZED && spec.auth == Auth::Basic {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"sandbox\""),
@@ -669,27 +738,22 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_owned(), secret.to_owned()))
 }
 
-/// The body's string fields, from a form or a JSON object as the spec's
-/// media type says; `None` when it is neither.
-fn body_fields(content_type: &str, body: &[u8]) -> Option<HashMap<String, String>> {
+/// The body's members, from a form (each a string) or a JSON object as the
+/// spec's media type says; `None` when it is neither.
+fn body_fields(content_type: &str, body: &[u8]) -> Option<Map<String, Value>> {
     if content_type == "application/x-www-form-urlencoded" {
         let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?;
-        return Some(pairs.into_iter().collect());
+        return Some(
+            pairs
+                .into_iter()
+                .map(|(key, value)| (key, Value::from(value)))
+                .collect(),
+        );
     }
     let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(body) else {
         return None;
     };
-    Some(strings(members))
-}
-
-fn strings(members: Map<String, Value>) -> HashMap<String, String> {
-    members
-        .into_iter()
-        .filter_map(|(key, value)| match value {
-            Value::String(text) => Some((key, text)),
-            _ => None,
-        })
-        .collect()
+    Some(members)
 }
 
 /// The configured client with this id and secret, or why there is none
@@ -717,9 +781,9 @@ fn find_client(
         .ok_or("wrong client secret")
 }
 
-/// Records a mint of a token granted `scope` (space-separated) and returns
-/// the new random token.
-fn mint(state: &AppState, provider: Provider, client: &SandboxClient, scope: &str) -> String {
+/// Records a mint of a token granted `scopes` and returns the new random
+/// token.
+fn mint(state: &AppState, provider: Provider, client: &SandboxClient, scopes: &[String]) -> String {
     let mut shared = lock(state);
     *shared
         .mints
@@ -734,7 +798,7 @@ fn mint(state: &AppState, provider: Provider, client: &SandboxClient, scope: &st
         Issued {
             provider,
             client_id: client.client_id.clone(),
-            scopes: scope.split_whitespace().map(str::to_owned).collect(),
+            scopes: scopes.to_vec(),
             expires_at: Instant::now() + client.lifetime,
             revoked: false,
         },
@@ -825,15 +889,57 @@ fn api_refusal(
     refused(response, why)
 }
 
+/// What a request carries, by place: its body (form fields or a JSON
+/// object), headers and query.
+struct Sent<'r> {
+    body: Map<String, Value>,
+    headers: &'r HeaderMap,
+    query: HashMap<String, String>,
+}
+
+impl Sent<'_> {
+    /// The text at `place`, when there is one.
+    fn text(&self, place: Place) -> Option<String> {
+        match place {
+            Place::Body(name) => self.body.get(name)?.as_str().map(str::to_owned),
+            Place::Header(name) => Some(self.headers.get(name)?.to_str().ok()?.to_owned()),
+            Place::Query(name) => self.query.get(name).cloned(),
+        }
+    }
+
+    /// The scopes at `place`, split as the spec joins them.
+    fn scopes(&self, place: Place, join: ScopeJoin) -> Option<Vec<String>> {
+        if let (Place::Body(name), ScopeJoin::Array) = (place, join) {
+            return self
+                .body
+                .get(name)?
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect();
+        }
+        let text = self.text(place)?;
+        let separator = if join == ScopeJoin::Comma { ',' } else { ' ' };
+        Some(
+            text.split(separator)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        )
+    }
+}
+
 /// Any provider's token endpoint, as its spec describes it: the client's
-/// HTTP Basic credentials and header parameters, the media type, the
-/// constants (the grant type first), credentials in the body, the body as
-/// the generated request type, then the scopes (declared, and granted to the
+/// credentials where the spec puts them (HTTP Basic, or a body field, a
+/// header or a query parameter) and its header parameters, the media type
+/// (or no body), the constants (the grant type first), the body as the
+/// generated request type, then the scopes (declared, and granted to the
 /// client).
 async fn token_endpoint(
     state: AppState,
     provider: Provider,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
     if let Some(response) = fault(&state, provider).await {
@@ -856,22 +962,53 @@ async fn token_endpoint(
     {
         return response;
     }
-    if media_type(&headers) != spec.content_type {
-        let message = format!("Content-Type must be {}", spec.content_type);
-        return answers.bad_request("invalid_request", &message, "wrong Content-Type");
-    }
-    let Some(fields) = body_fields(spec.content_type, &body) else {
-        let message = format!("The body is not {}", spec.content_type);
-        return answers.bad_request("invalid_request", &message, "unreadable body");
+    let fields = match spec.content_type {
+        Some(content_type) => {
+            if media_type(&headers) != content_type {
+                let message = format!("Content-Type must be {content_type}");
+                return answers.bad_request("invalid_request", &message, "wrong Content-Type");
+            }
+            let Some(fields) = body_fields(content_type, &body) else {
+                let message = format!("The body is not {content_type}");
+                return answers.bad_request("invalid_request", &message, "unreadable body");
+            };
+            fields
+        }
+        None if body.is_empty() => Map::new(),
+        None => {
+            let message = "The request takes no body";
+            return answers.bad_request("invalid_request", message, "a body where none is taken");
+        }
+    };
+    let query = uri
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let sent = Sent {
+        body: fields,
+        headers: &headers,
+        query,
     };
     // The grant type first: a request wrong in several ways is refused for
     // the most fundamental one.
-    let mut constants: Vec<&(&str, &str)> = spec.constants.iter().collect();
-    constants.sort_by_key(|(name, _)| !is_grant_type(name));
-    for (name, value) in constants {
+    let mut constants: Vec<(Place, &str)> = spec
+        .constants
+        .iter()
+        .map(|(name, value)| (Place::Body(name), *value))
+        .chain(spec.params.iter().filter_map(|param| match param.value {
+            ParamValue::Constant(value) if param.header => Some((Place::Header(param.name), value)),
+            ParamValue::Constant(value) => Some((Place::Query(param.name), value)),
+            _ => None,
+        }))
+        .collect();
+    constants.sort_by_key(|(place, _)| !is_grant_type(place.name()));
+    for (place, value) in constants {
+        let name = place.name();
         let message = format!("{name} must be {value}");
-        match fields.get(*name) {
-            Some(sent) if sent == value => {}
+        match sent.text(place) {
+            Some(given) if given == value => {}
             Some(_) if is_grant_type(name) => {
                 let why = format!("wrong {name}");
                 return answers.bad_request("unsupported_grant_type", &message, why);
@@ -890,16 +1027,15 @@ async fn token_endpoint(
         (None, Auth::Basic) => return answers.unauthorized(None, "no client credentials"),
         (
             None,
-            Auth::Body {
+            Auth::Fields {
                 client_id,
                 client_secret,
             },
         ) => {
-            let (Some(id), Some(secret)) = (fields.get(client_id), fields.get(client_secret))
-            else {
+            let (Some(id), Some(secret)) = (sent.text(client_id), sent.text(client_secret)) else {
                 return answers.unauthorized(None, "no client credentials");
             };
-            match find_client(&state, provider, id, secret) {
+            match find_client(&state, provider, &id, &secret) {
                 Ok(client) => client,
                 Err(why) => return answers.unauthorized(None, why),
             }
@@ -919,18 +1055,32 @@ async fn token_endpoint(
     {
         return response;
     }
-    let scope = match &spec.scope {
-        None => client.granted_scopes.join(" "),
+    let scopes = match &spec.scope {
+        None => client.granted_scopes.clone(),
         Some(field) => {
-            let requested: Vec<&str> = fields
-                .get(field.property)
-                .map(|s| s.split_whitespace().collect())
-                .unwrap_or_default();
+            let Some(requested) = sent.scopes(field.place, field.join).or_else(|| {
+                // Absent is no scopes; present but of another shape is wrong.
+                let present = match field.place {
+                    Place::Body(name) => sent.body.contains_key(name),
+                    _ => sent.text(field.place).is_some(),
+                };
+                (!present).then(Vec::new)
+            }) else {
+                return answers.bad_request(
+                    "invalid_request",
+                    "The scopes are not in the shape the spec gives",
+                    "scopes of the wrong shape",
+                );
+            };
             if field.required && requested.is_empty() {
                 return answers.bad_request("invalid_request", "scope is required", "no scope");
             }
-            let known = |s: &&str| field.declared.is_none_or(|declared| declared.contains(s));
-            let granted = |s: &&str| client.granted_scopes.iter().any(|g| g == *s);
+            let known = |s: &String| {
+                field
+                    .declared
+                    .is_none_or(|declared| declared.contains(&s.as_str()))
+            };
+            let granted = |s: &String| client.granted_scopes.contains(s);
             if !requested.iter().all(|s| known(s) && granted(s)) {
                 return answers.bad_request(
                     "invalid_scope",
@@ -938,11 +1088,11 @@ async fn token_endpoint(
                     "scope unknown or not granted",
                 );
             }
-            requested.join(" ")
+            requested
         }
     };
-    let token = mint(&state, provider, &client, &scope);
-    answers.minted(&token, client.lifetime, &scope)
+    let token = mint(&state, provider, &client, &scopes);
+    answers.minted(&token, client.lifetime, &scopes)
 }
 
 /// Whether a body property is the OAuth grant type (`grant_type`, or

@@ -1,5 +1,5 @@
 //! [`TokenSource`], the one trait every source of tokens implements;
-//! [`Source`], the one implementation over any provider's [`Adapter`]; and
+//! [`Source`], the one implementation over any provider's generated client; and
 //! [`AnySource`], a source of any provider behind one type.
 
 use std::fmt;
@@ -8,7 +8,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use paytokens_runtime::{Auth, ErrorResponse, ResponseGuard, TokenEndpoint, TokenResponse};
+use std::time::SystemTime;
+
+use paytokens_runtime::{Auth, ParamValue, Place, ResponseGuard, TokenEndpoint};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -62,32 +64,11 @@ pub trait TokenSource: Send + Sync {
     }
 }
 
-/// What a provider adds to its spec: the generated client, and how its
-/// success and error bodies become a token and a refusal.
-///
-/// For the RFC 6749 shapes the generated types already implement
-/// [`TokenResponse`] and [`ErrorResponse`], so an adapter names them and
-/// maps nothing; a provider with its own shape names a type of its own that
-/// converts from the generated one (Singapay's `{status, success, data}`).
-/// Everything else (the request, credentials, header parameters, scopes,
-/// checks, retries, errors, the cache key) comes from the spec through
-/// [`Source`].
-pub trait Adapter: Send + Sync + 'static {
-    /// The client generated from the provider's spec.
-    type Client: TokenEndpoint;
-    /// The success body as a token: the generated type, or a wrapper.
-    type Success: From<<Self::Client as TokenEndpoint>::Success> + TokenResponse;
-    /// The error body as a refusal: the generated type, or a wrapper.
-    type Refusal: From<<Self::Client as TokenEndpoint>::Refusal> + ErrorResponse;
-
-    /// The provider.
-    fn provider() -> Provider {
-        Provider::new(<Self::Client as TokenEndpoint>::SPEC)
-    }
-}
-
-/// Tokens from the provider of adapter `A`, configured by a [`Config`]
-/// checked against its spec when built.
+/// Tokens from the provider whose generated client is `C` (each provider
+/// module names it: `paytokens::autopay::Autopay`), configured by a
+/// [`Config`] checked against its spec when built. Everything (the request,
+/// credentials, parameters, scopes, checks, retries, the answer's mapping,
+/// errors, the cache key) comes from the spec.
 ///
 /// ```no_run
 /// use paytokens::autopay::Autopay;
@@ -98,36 +79,33 @@ pub trait Adapter: Send + Sync + 'static {
 /// let token = source.fetch().await?;
 /// # let _ = token; Ok(()) }
 /// ```
-pub struct Source<A: Adapter> {
+pub struct Source<C: TokenEndpoint> {
     exchange: Exchange,
     key: CacheKey,
-    request: <A::Client as TokenEndpoint>::Request,
-    headers: Vec<String>,
-    adapter: PhantomData<fn() -> A>,
+    request: C::Request,
+    /// The values of the spec's parameters, in its order; the client
+    /// secret's place is `None`, filled from the exchange when sending.
+    params: Vec<Option<String>>,
+    client: PhantomData<fn() -> C>,
 }
 
-impl<A: Adapter> Source<A> {
+impl<C: TokenEndpoint> Source<C> {
     /// Checks `config` against the provider's spec and builds the source:
-    /// the base URL (or the spec's default host), the credentials, the
-    /// scopes (required, and declared, where the spec says so), the header
-    /// parameters, and the request body, built from the spec's constants,
-    /// the scopes and, where the credentials travel in the body, the client
-    /// id and secret.
+    /// the base URL (given, or the named environment's server, or the spec's
+    /// default host), the credentials, the scopes (required, and declared,
+    /// where the spec says so), the header parameters, and the request,
+    /// built from the spec's constants, the scopes and the credentials, each
+    /// at the place the spec gives it.
     pub fn new(config: Config) -> Result<Self, TokenError> {
-        let provider = A::provider();
+        let provider = Provider::new(C::SPEC);
         let spec = provider.spec();
         let check = Check(provider);
-        let base_url = config
-            .base_url
-            .as_deref()
-            .or(spec.default_base_url)
-            .ok_or_else(|| {
-                check.fail(format!("{provider} has no default host: set the base URL"))
-            })?;
+        let base_url = check.host(&config)?;
         let exchange = Exchange::new(provider, base_url, &config.credentials, &config.http)?;
         let scopes = check.scopes(spec.scope.as_ref(), &config.scopes)?;
         let headers = check.headers(spec.headers, &config.headers)?;
         let request = request_body(provider, &config, &scopes)?;
+        let params = params(provider, &config, &scopes, &headers);
         let mut sorted = scopes;
         sorted.sort();
         let key = CacheKey {
@@ -146,68 +124,122 @@ impl<A: Adapter> Source<A> {
             exchange,
             key,
             request,
-            headers,
-            adapter: PhantomData,
+            params,
+            client: PhantomData,
         })
     }
 
-    /// One request and its answer, mapped through the adapter.
+    /// One request and its answer, mapped by where the spec puts each role.
     async fn attempt(&self) -> Result<AccessToken, TokenError> {
         let x = &self.exchange;
+        let spec = C::SPEC;
         let guard = ResponseGuard::new(x.max_body_bytes());
-        let client = A::Client::with_guard(x.base_url(), x.http()?, guard);
-        let headers: Vec<&str> = self.headers.iter().map(String::as_str).collect();
+        let client = C::with_guard(x.base_url(), x.http()?, guard);
+        let secret = x.secret().expose_secret();
+        let params: Vec<&str> = self
+            .params
+            .iter()
+            .map(|value| value.as_deref().unwrap_or(secret))
+            .collect();
         let sent = Instant::now();
-        match client.send(&self.request, &headers).await {
+        let sent_at = SystemTime::now();
+        match client.send(&self.request, &params).await {
             Ok(response) => {
-                let grant = A::Success::from(response.into_inner())
-                    .into_grant()
-                    .map_err(|problem| x.invalid(200, &problem))?;
-                x.token(sent, grant)
+                let status = response.status().as_u16();
+                let body = serde_json::to_value(response.into_inner())
+                    .map_err(|_| x.invalid(status, "the answer cannot be read back as JSON"))?;
+                let grant = spec
+                    .answer
+                    .grant(&body, status)
+                    .map_err(|problem| x.invalid(status, &problem))?;
+                x.token(sent, sent_at, grant)
             }
             Err(err) => {
                 let guard = client.guard();
-                Err(x.error::<<A::Client as TokenEndpoint>::Success, _>(
-                    err,
-                    guard.status(),
-                    guard.headers(),
-                    |body| A::Refusal::from(body).into_refusal(),
-                ))
+                Err(
+                    x.error::<C::Success, _>(err, guard.status(), guard.headers(), |body| {
+                        let body = serde_json::to_value(body).unwrap_or_default();
+                        spec.refusal.refusal(&body)
+                    }),
+                )
             }
         }
     }
 }
 
-/// The request body from the spec: its constants, the scopes joined by
-/// spaces, and the credentials where the spec puts them in the body; decoded
-/// into the generated request type, which checks it once more.
+/// The values of the spec's parameters, in its order: the client id, the
+/// scopes joined, constants and the user's header values; `None` for the
+/// client secret, which is read from the exchange when sending.
+fn params(
+    provider: Provider,
+    config: &Config,
+    scopes: &[String],
+    headers: &[String],
+) -> Vec<Option<String>> {
+    let spec = provider.spec();
+    spec.params
+        .iter()
+        .map(|param| match param.value {
+            ParamValue::ClientId => Some(config.credentials.client_id.clone()),
+            ParamValue::ClientSecret => None,
+            ParamValue::Scopes => Some(
+                spec.scope
+                    .as_ref()
+                    .map(|field| field.join.to_text(scopes))
+                    .unwrap_or_default(),
+            ),
+            ParamValue::Constant(value) => Some(value.to_owned()),
+            ParamValue::User => {
+                let position = spec
+                    .headers
+                    .iter()
+                    .position(|header| header.name == param.name);
+                Some(position.map(|i| headers[i].clone()).unwrap_or_default())
+            }
+        })
+        .collect()
+}
+
+/// The request body from the spec: its constants, the scopes in the shape
+/// the spec gives them, and the credentials where the spec puts them in the
+/// body; decoded into the generated request type, which checks it once more.
+/// A request without a body is `null` (the unit type).
 fn request_body<R: DeserializeOwned>(
     provider: Provider,
     config: &Config,
     scopes: &[String],
 ) -> Result<R, TokenError> {
     let spec = provider.spec();
+    if spec.content_type.is_none() {
+        return serde_json::from_value(Value::Null).map_err(|_| TokenError::Config {
+            provider,
+            problem: "the spec has no request body, but its client takes one".to_owned(),
+        });
+    }
     let mut body = Map::new();
     for (name, value) in spec.constants {
         body.insert((*name).to_owned(), Value::from(*value));
     }
     if let Some(field) = &spec.scope
+        && let Place::Body(name) = field.place
         && !scopes.is_empty()
     {
-        body.insert(field.property.to_owned(), Value::from(scopes.join(" ")));
+        body.insert(name.to_owned(), field.join.to_json(scopes));
     }
-    if let Auth::Body {
+    if let Auth::Fields {
         client_id,
         client_secret,
     } = spec.auth
     {
         let credentials = &config.credentials;
-        body.insert(
-            client_id.to_owned(),
-            Value::from(credentials.client_id.as_str()),
-        );
-        let secret = credentials.client_secret.expose_secret();
-        body.insert(client_secret.to_owned(), Value::from(secret));
+        if let Place::Body(name) = client_id {
+            let id = credentials.client_id.as_str();
+            body.insert(name.to_owned(), Value::from(id));
+        }
+        if let Place::Body(name) = client_secret {
+            let secret = credentials.client_secret.expose_secret();
+            body.insert(name.to_owned(), Value::from(secret));
+        }
     }
     serde_json::from_value(Value::Object(body)).map_err(|err| TokenError::Config {
         provider,
@@ -219,7 +251,7 @@ fn request_body<R: DeserializeOwned>(
     })
 }
 
-impl<A: Adapter> TokenSource for Source<A> {
+impl<C: TokenEndpoint> TokenSource for Source<C> {
     fn provider(&self) -> Provider {
         self.key.provider
     }
@@ -237,7 +269,7 @@ impl<A: Adapter> TokenSource for Source<A> {
     }
 }
 
-impl<A: Adapter> fmt::Debug for Source<A> {
+impl<C: TokenEndpoint> fmt::Debug for Source<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Source")
             .field("key", &self.key)

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{CANARY_SECRET, assert_no_canary, assert_result_leaks_nothing, good};
-use common::{example_headers, example_scopes, quick, source};
+use common::{example_headers, example_scopes, ok, quick, source};
 use paytokens::{Provider, TokenError, TokenSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -182,7 +182,7 @@ async fn an_endless_body_is_cut_at_the_limit_for_every_provider_and_status() {
     let http = quick(3);
     let limit = http.max_body_bytes;
     for provider in Provider::all() {
-        for status in [200, 401, 503] {
+        for status in [ok(provider), 401, 503] {
             for framing in [Framing::Chunked, Framing::UntilClose] {
                 let case = format!("{provider} HTTP {status} {framing:?}");
                 let (base_url, counts) = serve(Answer {
@@ -221,7 +221,7 @@ async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
             exact.resize(1024, b' ');
             let case = format!("{provider} {framing:?}");
             let answer = |body: Vec<u8>| Answer {
-                status: 200,
+                status: ok(provider),
                 framing,
                 headers: "",
                 body: Body::Bytes(body),
@@ -232,7 +232,7 @@ async fn a_body_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
             exact.push(b' ');
             let (base_url, _) = serve(answer(exact)).await;
             let result = source(provider, &base_url, http).fetch().await;
-            let problem = invalid_problem(&case, provider, 200, &result);
+            let problem = invalid_problem(&case, provider, ok(provider), &result);
             assert!(
                 problem.contains("exceeds the limit of 1024 bytes (stopped reading after 1025"),
                 "{case}: {problem}"
@@ -248,14 +248,14 @@ async fn a_gzip_bomb_is_never_inflated() {
     let bomb = include_bytes!("fixtures/gzip-bomb-10mib.json.gz").to_vec();
     for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
-            status: 200,
+            status: ok(provider),
             framing: Framing::Chunked,
             headers: "content-encoding: gzip\r\n",
             body: Body::Bytes(bomb.clone()),
         })
         .await;
         let result = source(provider, &base_url, quick(3)).fetch().await;
-        let problem = invalid_problem(provider.id(), provider, 200, &result);
+        let problem = invalid_problem(provider.id(), provider, ok(provider), &result);
         assert_eq!(problem, "body is not JSON", "{provider}");
         assert_eq!(counts.body_bytes(), bomb.len() as u64);
         assert_eq!(counts.connections(), 1, "{provider}: retried");
@@ -268,7 +268,7 @@ async fn a_trickling_body_ends_at_the_request_timeout_and_retries_stay_bounded()
     http.request_timeout = Duration::from_millis(300);
     for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
-            status: 200,
+            status: ok(provider),
             framing: Framing::UntilClose,
             headers: "",
             body: Body::Trickle(good(provider).to_string().into_bytes()),
@@ -369,7 +369,7 @@ fn run_measured(mut command: Command) -> Run {
 async fn the_cli_exits_5_on_an_endless_body_in_bounded_memory() {
     for provider in Provider::all() {
         let (base_url, counts) = serve(Answer {
-            status: 200,
+            status: ok(provider),
             framing: Framing::Chunked,
             headers: "",
             body: Body::Endless,

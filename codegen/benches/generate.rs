@@ -1,6 +1,6 @@
-//! Time to generate all four provider clients in-process (target: under
-//! 10 ms), against a baseline measured in the same run: parsing the same four
-//! YAML files into `serde_yaml::Value`, the least any generation must do.
+//! Time to generate every provider's client in-process, against a baseline
+//! measured in the same run: parsing the same YAML files into
+//! `serde_yaml::Value`, the least any generation must do.
 //!
 //! `cargo bench -p paytokens-codegen --bench generate`
 
@@ -24,8 +24,8 @@ fn specs() -> Vec<(String, String, String)> {
 
 fn bench(c: &mut Criterion) {
     let specs = specs();
-    assert_eq!(specs.len(), 4, "the bench covers the four provider specs");
-    let mut group = c.benchmark_group("four_specs");
+    assert!(!specs.is_empty(), "the bench covers every provider spec");
+    let mut group = c.benchmark_group("every_spec");
     group.bench_function("baseline_yaml_parse", |b| {
         b.iter(|| {
             for (_, _, text) in &specs {

@@ -1,18 +1,20 @@
 //! What a spec says about its token endpoint, emitted into the generated
-//! crate as `paytokens_runtime` values and trait implementations:
+//! crate as `paytokens_runtime` values and one trait implementation:
 //!
-//! - `static SPEC: ProviderSpec`: id, name, default host, route, media type,
-//!   where the credentials go, header parameters, the scope property and
-//!   declared scopes, request constants, the `document` examples and the
-//!   sandbox's clients;
+//! - `static SPEC: ProviderSpec`: id, name, servers and environments, route,
+//!   media type, where each request role goes (credentials, scopes,
+//!   constants, the user's headers), where each answer role is (token, type,
+//!   lifetime, granted scopes, an envelope's conditions) and where an error
+//!   body's code and message are, the `document` examples and the sandbox's
+//!   clients;
 //! - `impl TokenEndpoint for Client`: construction with a guard, and one
-//!   `send` that passes header values positionally;
-//! - `impl TokenResponse` / `impl ErrorResponse` for success and error types
-//!   of the RFC 6749 shapes, so that a standard provider maps nothing by hand.
+//!   `send` that passes parameter values positionally.
 //!
-//! Everything is read from the spec and from progenitor's own output (the
-//! generated method's signature gives the parameter order and the types), so
-//! nothing here is written twice.
+//! Roles are `x-paytokens-role` extensions on request properties,
+//! parameters and answer properties (see specs/README.md); the mapping is
+//! this data, run by `paytokens_runtime`, so a provider has no code of its
+//! own. Everything is read from the spec and from progenitor's own output
+//! (the generated method's signature gives the parameter order and types).
 
 use openapiv3::{
     Operation, Parameter, ReferenceOr, Schema, SchemaKind, SecurityScheme, StatusCode, Type,
@@ -31,14 +33,40 @@ pub const NAME_EXTENSION: &str = "x-paytokens-provider";
 pub const EXAMPLE_HOST_EXTENSION: &str = "x-paytokens-example-host";
 /// The operation extension declaring the sandbox's clients.
 pub const SANDBOX_EXTENSION: &str = "x-paytokens-sandbox";
+/// The extension naming a server's environment (`sandbox`, `production`).
+pub const ENVIRONMENT_EXTENSION: &str = "x-paytokens-environment";
+/// The extension giving a property or parameter its role.
+pub const ROLE_EXTENSION: &str = "x-paytokens-role";
+/// The extension on an answer property that success requires a value.
+pub const EXPECT_EXTENSION: &str = "x-paytokens-expect";
+/// The operation extension naming the token type when the answer has none.
+pub const DEFAULT_TOKEN_TYPE_EXTENSION: &str = "x-paytokens-default-token-type";
+/// The extension on a scopes string naming its separator (`","`).
+pub const SCOPE_SEPARATOR_EXTENSION: &str = "x-paytokens-scope-separator";
+
+/// The provider's name for people, its `METHOD /path`, and whether its
+/// spec declares scopes (a `Scope` enum is generated): what the
+/// registration needs.
+pub fn summary(spec: &Spec) -> Result<(String, String, bool)> {
+    let op = Op::find(spec)?;
+    let route = format!("{} {}", op.method.to_uppercase(), op.path);
+    Ok((
+        info_name(spec)?,
+        route,
+        scopes::declared_scopes(spec)?.is_some(),
+    ))
+}
 
 /// The generated items, for the root of the generated crate.
 pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenStream> {
     let op = Op::find(spec)?;
     let method = Method::find(spec, client)?;
-    let request_schema = op.request_schema(spec)?;
+    let request = match &op.request {
+        Some(body) => Some(body.schema(spec, &op)?),
+        None => None,
+    };
     let name = info_name(spec)?;
-    let default_base_url = default_base_url(spec);
+    let (servers, default_base_url) = servers(spec)?;
     let option = |value: Option<&str>| match value {
         Some(value) => quote!(::std::option::Option::Some(#value)),
         None => quote!(::std::option::Option::None),
@@ -47,10 +75,21 @@ pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenSt
     let spec_file = spec.file();
     let http_method = op.method.to_uppercase();
     let path = &op.path;
-    let content_type = &op.content_type;
-    let auth = auth(spec, &op, request_schema)?;
-    let headers = header_params(spec, &op, &method)?;
-    let header_specs = headers.iter().map(|h| {
+    let content_type = option(op.request.as_ref().map(|body| body.content_type.as_str()));
+    let params = params(spec, &op, &method)?;
+    let body_roles = match &request {
+        Some(node) => body_roles(spec, node)?,
+        None => Vec::new(),
+    };
+    let auth = auth(spec, &op, &params, &body_roles)?;
+    let scope = scope_field(spec, &op, &params, &body_roles)?;
+    let constants = match &request {
+        Some(node) => constants(spec, node),
+        None => Vec::new(),
+    }
+    .into_iter()
+    .map(|(name, value)| quote!((#name, #value)));
+    let header_specs = params.iter().filter(|p| p.value == Value_::User).map(|h| {
         let (name, description, required) = (&h.name, &h.description, h.required);
         let example = option(h.example.as_deref());
         quote! {
@@ -59,29 +98,46 @@ pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenSt
             }
         }
     });
-    let scope = scope_field(spec, request_schema)?;
-    let constants = constants(spec, request_schema)
-        .into_iter()
-        .map(|(name, value)| quote!((#name, #value)));
+    let param_specs = params.iter().map(|p| {
+        let (name, header) = (&p.name, p.header);
+        let value = match &p.value {
+            Value_::ClientId => quote!(::paytokens_runtime::ParamValue::ClientId),
+            Value_::ClientSecret => quote!(::paytokens_runtime::ParamValue::ClientSecret),
+            Value_::Scopes => quote!(::paytokens_runtime::ParamValue::Scopes),
+            Value_::Constant(value) => quote!(::paytokens_runtime::ParamValue::Constant(#value)),
+            Value_::User => quote!(::paytokens_runtime::ParamValue::User),
+        };
+        quote!(::paytokens_runtime::Param { name: #name, header: #header, value: #value })
+    });
+    let (statuses, answer) = answer(spec, &op)?;
+    let refusal = refusal(spec, &op)?;
     let examples = [
         op.request_example(),
-        op.response_example(StatusCode::Code(200)),
+        statuses
+            .first()
+            .and_then(|s| op.response_example(StatusCode::Code(*s))),
         op.response_example(StatusCode::Range(4)),
     ]
     .map(|example| option(example.map(|v| v.to_string()).as_deref()));
     let [request_example, success_example, refusal_example] = examples;
     let sandbox_clients = sandbox_clients(spec, &op)?;
-    let (request, success, refusal) = (&method.request, &method.success, &method.refusal);
+    let (success, refusal_type) = (&method.success, &method.refusal);
+    let request_type = match &method.request {
+        Some(ty) => quote!(#ty),
+        None => quote!(()),
+    };
     let call = &method.name;
-    // Header values in the order the generated method takes them.
-    let header_args = headers.iter().enumerate().map(|(i, header)| {
-        if header.required {
-            quote!(headers.get(#i).copied().unwrap_or_default())
-        } else {
-            quote!(headers.get(#i).copied().filter(|value| !value.is_empty()))
-        }
-    });
-    let standard = standard_impls(spec, &op, &method)?;
+    // Parameter values in the order the generated method takes them.
+    let mut locals = Vec::new();
+    let mut args = Vec::new();
+    for (i, (param, ty)) in params.iter().zip(&method.params).enumerate() {
+        let (local, arg) = argument(i, &param.name, &ty.1);
+        locals.extend(local);
+        args.push(arg);
+    }
+    if method.request.is_some() {
+        args.push(quote!(request));
+    }
     Ok(quote! {
         /// What `cargo xtask regen` read from the spec about this token
         /// endpoint.
@@ -89,14 +145,18 @@ pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenSt
             id: #provider,
             name: #name,
             spec_file: #spec_file,
+            servers: &[ #( #servers, )* ],
             default_base_url: #default_base_url,
             method: #http_method,
             path: #path,
             content_type: #content_type,
             auth: #auth,
+            params: &[ #( #param_specs, )* ],
             headers: &[ #( #header_specs, )* ],
             scope: #scope,
             constants: &[ #( #constants, )* ],
+            answer: #answer,
+            refusal: #refusal,
             examples: ::paytokens_runtime::Examples {
                 request: #request_example,
                 success: #success_example,
@@ -107,9 +167,9 @@ pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenSt
 
         impl ::paytokens_runtime::TokenEndpoint for Client {
             const SPEC: &'static ::paytokens_runtime::ProviderSpec = &SPEC;
-            type Request = #request;
+            type Request = #request_type;
             type Success = #success;
-            type Refusal = #refusal;
+            type Refusal = #refusal_type;
 
             fn with_guard(base_url: &str, http: ::reqwest::Client, guard: ResponseGuard) -> Self {
                 Self::new_with_client(base_url, http, guard)
@@ -122,17 +182,70 @@ pub fn tokens(spec: &Spec, provider: &str, client: &syn::File) -> Result<TokenSt
             fn send<'a>(
                 &'a self,
                 request: &'a Self::Request,
-                headers: &'a [&'a str],
+                params: &'a [&'a str],
             ) -> impl ::std::future::Future<
                 Output = ::std::result::Result<ResponseValue<Self::Success>, Error<Self::Refusal>>,
             > + Send + 'a {
-                let _ = headers;
-                self.#call(#( #header_args, )* request)
+                let _ = (request, params);
+                async move {
+                    let _param = |i: usize| -> &'a str { params.get(i).copied().unwrap_or_default() };
+                    #( #locals )*
+                    self.#call(#( #args, )*).await
+                }
             }
         }
-
-        #standard
     })
+}
+
+/// The argument for parameter `i` of type `ty`: a `&str` is passed as it
+/// is; any other type (a one-value enum, `Password`) is parsed from the
+/// value first, into a local.
+fn argument(i: usize, name: &str, ty: &syn::Type) -> (Option<TokenStream>, TokenStream) {
+    let value = quote!(_param(#i));
+    let (optional, inner) = match generic_args(ty, "Option").and_then(|mut a| a.pop()) {
+        Some(inner) => (true, inner),
+        None => (false, ty.clone()),
+    };
+    let (by_ref, target) = match &inner {
+        syn::Type::Reference(reference) => (true, (*reference.elem).clone()),
+        other => (false, other.clone()),
+    };
+    let is_str = matches!(&target, syn::Type::Path(p) if p.path.is_ident("str"));
+    if is_str {
+        let arg = if optional {
+            quote!(::std::option::Option::Some(#value).filter(|value| !value.is_empty()))
+        } else {
+            value
+        };
+        return (None, arg);
+    }
+    let local = format_ident!("param_{i}");
+    let message = format!("`{name}` cannot be sent as the spec types it");
+    let parse = quote! {
+        match ::std::str::FromStr::from_str(#value) {
+            ::std::result::Result::Ok(value) => value,
+            ::std::result::Result::Err(_) => {
+                return ::std::result::Result::Err(Error::InvalidRequest(#message.to_owned()));
+            }
+        }
+    };
+    let statement = if optional {
+        quote! {
+            let #local: ::std::option::Option<#target> = if #value.is_empty() {
+                ::std::option::Option::None
+            } else {
+                ::std::option::Option::Some(#parse)
+            };
+        }
+    } else {
+        quote!(let #local: #target = #parse;)
+    };
+    let arg = match (optional, by_ref) {
+        (true, true) => quote!(#local.as_ref()),
+        (false, true) => quote!(&#local),
+        (_, false) => quote!(#local),
+    };
+    (Some(statement), arg)
 }
 
 /// The spec's one operation.
@@ -140,8 +253,26 @@ struct Op<'a> {
     path: String,
     method: String,
     operation: &'a Operation,
+    request: Option<Body>,
+}
+
+/// The request body: its media type and schema reference.
+struct Body {
     content_type: String,
-    request_ref: String,
+    reference: String,
+}
+
+impl Body {
+    fn schema<'s>(&self, spec: &'s Spec, op: &Op<'_>) -> Result<Node<'s>> {
+        resolve_node(spec, &self.reference).ok_or_else(|| {
+            unsupported(
+                spec,
+                &op.at(),
+                format!("`{}` is not a schema", self.reference),
+                "refer to a schema under components/schemas",
+            )
+        })
+    }
 }
 
 impl<'a> Op<'a> {
@@ -166,33 +297,61 @@ impl<'a> Op<'a> {
             )
         })?;
         let at = ["paths", path.as_str(), method.as_str()];
-        let Some(ReferenceOr::Item(body)) = &operation.request_body else {
+        if method != "post" && method != "get" {
             return Err(unsupported(
                 spec,
                 &at,
-                "the token request has no inline `requestBody`".to_owned(),
-                "describe the body the provider document shows",
+                format!(
+                    "a token request is a POST or a GET, not a {}",
+                    method.to_uppercase()
+                ),
+                "write the method the provider document names: `post:` or `get:`",
             ));
-        };
-        let Some((content_type, media)) = body.content.first() else {
-            return Err(unsupported(
-                spec,
-                &at,
-                "the request body has no media type".to_owned(),
-                "add the media type the provider document names",
-            ));
-        };
-        let Some(ReferenceOr::Reference { reference }) = &media.schema else {
-            return Err(unsupported(
-                spec,
-                &[&at[..], &["requestBody", "content", content_type.as_str()]].concat(),
-                "the request body schema is not a `$ref`".to_owned(),
-                "name it under components/schemas and refer to it",
-            ));
+        }
+        let request = match &operation.request_body {
+            None => None,
+            Some(ReferenceOr::Reference { .. }) => {
+                return Err(unsupported(
+                    spec,
+                    &[&at[..], &["requestBody"]].concat(),
+                    "the request body is a `$ref`".to_owned(),
+                    "write `requestBody` inline, its schema as a named `$ref`",
+                ));
+            }
+            Some(ReferenceOr::Item(body)) => {
+                let Some((content_type, media)) = body.content.first() else {
+                    return Err(unsupported(
+                        spec,
+                        &at,
+                        "the request body has no media type".to_owned(),
+                        "add the media type the provider document names, or leave out \
+                         `requestBody` when the request has no body",
+                    ));
+                };
+                if content_type != FORM && content_type != JSON {
+                    return Err(unsupported(
+                        spec,
+                        &[&at[..], &["requestBody", "content", content_type.as_str()]].concat(),
+                        format!("the request body's media type `{content_type}` is not supported"),
+                        "write `application/x-www-form-urlencoded` or `application/json`",
+                    ));
+                }
+                let Some(ReferenceOr::Reference { reference }) = &media.schema else {
+                    return Err(unsupported(
+                        spec,
+                        &[&at[..], &["requestBody", "content", content_type.as_str()]].concat(),
+                        "the request body schema is not a `$ref`".to_owned(),
+                        "name it under components/schemas and refer to it",
+                    ));
+                };
+                Some(Body {
+                    content_type: content_type.clone(),
+                    reference: reference.clone(),
+                })
+            }
         };
         Ok(Self {
-            content_type: content_type.clone(),
-            request_ref: reference.clone(),
+            request,
             path,
             method,
             operation,
@@ -201,17 +360,6 @@ impl<'a> Op<'a> {
 
     fn at(&self) -> [&str; 3] {
         ["paths", &self.path, &self.method]
-    }
-
-    fn request_schema<'s>(&self, spec: &'s Spec) -> Result<&'s Schema> {
-        resolve(spec, &self.request_ref).ok_or_else(|| {
-            unsupported(
-                spec,
-                &self.at(),
-                format!("`{}` is not a schema", self.request_ref),
-                "refer to a schema under components/schemas",
-            )
-        })
     }
 
     fn request_example(&self) -> Option<&'a Value> {
@@ -225,31 +373,30 @@ impl<'a> Op<'a> {
         let ReferenceOr::Item(response) = self.operation.responses.responses.get(&status)? else {
             return None;
         };
-        document_example(response.content.get("application/json")?)
+        document_example(response.content.get(JSON)?)
+    }
+
+    /// The `$ref` of the JSON schema of response `status`.
+    fn response_ref(&self, status: &StatusCode) -> Option<&'a str> {
+        let ReferenceOr::Item(response) = self.operation.responses.responses.get(status)? else {
+            return None;
+        };
+        match response.content.get(JSON)?.schema.as_ref()? {
+            ReferenceOr::Reference { reference } => Some(reference),
+            ReferenceOr::Item(_) => None,
+        }
     }
 }
 
-/// The value of the example named `document`, of the only one, or the
-/// media type's `example`.
-fn document_example(media: &openapiv3::MediaType) -> Option<&Value> {
-    let examples = &media.examples;
-    let named = examples.get("document").or_else(|| {
-        (examples.len() == 1)
-            .then(|| examples.values().next())
-            .flatten()
-    });
-    match named {
-        Some(example) => example.as_item()?.value.as_ref(),
-        None => media.example.as_ref(),
-    }
-}
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
 
-/// The generated method: its name, header parameter idents in order, and
-/// the request, success and error types, read from progenitor's output.
+/// The generated method: its name, its parameters (name and type) in order,
+/// and the request, success and error types, read from progenitor's output.
 struct Method {
     name: syn::Ident,
-    params: Vec<syn::Ident>,
-    request: syn::Type,
+    params: Vec<(syn::Ident, syn::Type)>,
+    request: Option<syn::Type>,
     success: syn::Type,
     refusal: syn::Type,
 }
@@ -288,10 +435,9 @@ impl Method {
                 };
                 request = Some((*reference.elem).clone());
             } else {
-                params.push(ident.ident.clone());
+                params.push((ident.ident.clone(), (*typed.ty).clone()));
             }
         }
-        let request = request.ok_or_else(|| generator("no body parameter"))?;
         let syn::ReturnType::Type(_, output) = &function.sig.output else {
             return Err(generator("a method returning nothing"));
         };
@@ -311,6 +457,841 @@ impl Method {
             success,
             refusal,
         })
+    }
+}
+
+/// The spec's servers, and the default host: the one server with neither
+/// an environment nor the example-host mark.
+fn servers(spec: &Spec) -> Result<(Vec<TokenStream>, Option<String>)> {
+    let mut out = Vec::new();
+    let mut default = None;
+    let mut names = Vec::new();
+    for (i, server) in spec.document().servers.iter().enumerate() {
+        let index = i.to_string();
+        let at = ["servers", index.as_str()];
+        let url = server.url.trim_end_matches('/').to_owned();
+        let example = server.extensions.get(EXAMPLE_HOST_EXTENSION) == Some(&Value::Bool(true));
+        let environment = match server.extensions.get(ENVIRONMENT_EXTENSION) {
+            None => None,
+            Some(Value::String(name))
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+            {
+                Some(name.clone())
+            }
+            Some(_) => {
+                return Err(unsupported(
+                    spec,
+                    &at,
+                    format!("`{ENVIRONMENT_EXTENSION}` is not a lower-case name"),
+                    "write e.g. `x-paytokens-environment: sandbox`",
+                ));
+            }
+        };
+        if let Some(name) = &environment {
+            if names.contains(name) {
+                return Err(unsupported(
+                    spec,
+                    &at,
+                    format!("two servers are environment `{name}`"),
+                    "give each environment one server",
+                ));
+            }
+            names.push(name.clone());
+        }
+        if environment.is_none() && !example {
+            if default.is_some() {
+                return Err(unsupported(
+                    spec,
+                    &at,
+                    "more than one server could be the default host".to_owned(),
+                    "mark each with `x-paytokens-environment: <name>` (chosen by name) or \
+                     `x-paytokens-example-host: true`; at most one server has neither",
+                ));
+            }
+            default = Some(url.clone());
+        }
+        let environment = match &environment {
+            Some(name) => quote!(::std::option::Option::Some(#name)),
+            None => quote!(::std::option::Option::None),
+        };
+        out.push(quote! {
+            ::paytokens_runtime::Server { url: #url, environment: #environment, example_host: #example }
+        });
+    }
+    Ok((out, default))
+}
+
+/// A schema with the YAML path of its node (for errors).
+#[derive(Clone)]
+struct Node<'s> {
+    schema: &'s Schema,
+    at: Vec<String>,
+}
+
+impl Node<'_> {
+    fn at(&self) -> Vec<&str> {
+        self.at.iter().map(String::as_str).collect()
+    }
+
+    fn extension(&self, name: &str) -> Option<&Value> {
+        self.schema.schema_data.extensions.get(name)
+    }
+}
+
+fn resolve_node<'s>(spec: &'s Spec, reference: &str) -> Option<Node<'s>> {
+    let name = reference.strip_prefix("#/components/schemas/")?;
+    Some(Node {
+        schema: resolve(spec, reference)?,
+        at: vec!["components".into(), "schemas".into(), name.into()],
+    })
+}
+
+/// A property reached from a root schema: its JSON path, node and whether
+/// every object on the way requires it.
+struct Property<'s> {
+    path: Vec<String>,
+    node: Node<'s>,
+    required: bool,
+}
+
+/// Every property under `root`, depth first, through `$ref`s (to a bounded
+/// depth, so that a recursive schema ends).
+fn walk<'s>(spec: &'s Spec, root: &Node<'s>) -> Vec<Property<'s>> {
+    fn go<'s>(
+        spec: &'s Spec,
+        node: &Node<'s>,
+        path: &[String],
+        required: bool,
+        depth: usize,
+        out: &mut Vec<Property<'s>>,
+    ) {
+        let SchemaKind::Type(Type::Object(object)) = &node.schema.schema_kind else {
+            return;
+        };
+        if depth > 8 {
+            return;
+        }
+        for (name, property) in &object.properties {
+            let child = match property {
+                ReferenceOr::Item(schema) => Some(Node {
+                    schema,
+                    at: [&node.at[..], &["properties".into(), name.clone()]].concat(),
+                }),
+                ReferenceOr::Reference { reference } => resolve_node(spec, reference),
+            };
+            let Some(child) = child else { continue };
+            let child_path = [path, std::slice::from_ref(name)].concat();
+            let child_required = required && object.required.iter().any(|r| r == name);
+            go(spec, &child, &child_path, child_required, depth + 1, out);
+            out.push(Property {
+                path: child_path,
+                node: child,
+                required: child_required,
+            });
+        }
+    }
+    let mut out = Vec::new();
+    go(spec, root, &[], true, 0, &mut out);
+    out
+}
+
+/// A property's or parameter's `x-paytokens-role`, checked against `allowed`.
+fn role_of(
+    spec: &Spec,
+    at: &[&str],
+    value: Option<&Value>,
+    allowed: &[&str],
+) -> Result<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(Value::String(role)) if allowed.contains(&role.as_str()) => Ok(Some(role.clone())),
+        Some(_) => Err(unsupported(
+            spec,
+            at,
+            format!(
+                "`{ROLE_EXTENSION}` here must be one of: {}",
+                allowed.join(", ")
+            ),
+            "write one of those roles, or remove the extension",
+        )),
+    }
+}
+
+const REQUEST_ROLES: &[&str] = &["client_id", "client_secret", "scopes"];
+const ANSWER_ROLES: &[&str] = &[
+    "access_token",
+    "token_type",
+    "expires_in",
+    "expires_at",
+    "scopes",
+];
+const ERROR_ROLES: &[&str] = &["error_code", "error_message"];
+
+/// What fills a parameter, while generating.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Value_ {
+    ClientId,
+    ClientSecret,
+    Scopes,
+    Constant(String),
+    User,
+}
+
+struct Param<'s> {
+    name: String,
+    header: bool,
+    value: Value_,
+    description: String,
+    required: bool,
+    example: Option<String>,
+    schema: Option<&'s Schema>,
+    at: Vec<String>,
+}
+
+/// The operation's parameters, in the generated method's order.
+fn params<'s>(spec: &'s Spec, op: &Op<'s>, method: &Method) -> Result<Vec<Param<'s>>> {
+    let mut found = Vec::new();
+    for (i, parameter) in op.operation.parameters.iter().enumerate() {
+        let index = i.to_string();
+        let at: Vec<String> = [&op.at()[..], &["parameters", &index]]
+            .concat()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let at_str: Vec<&str> = at.iter().map(String::as_str).collect();
+        let (data, header) = match parameter {
+            ReferenceOr::Item(Parameter::Header { parameter_data, .. }) => (parameter_data, true),
+            ReferenceOr::Item(Parameter::Query { parameter_data, .. }) => (parameter_data, false),
+            _ => {
+                return Err(unsupported(
+                    spec,
+                    &at_str,
+                    "only inline header and query parameters are supported".to_owned(),
+                    "a token endpoint takes its inputs in headers, the query and the body",
+                ));
+            }
+        };
+        let schema = match &data.format {
+            openapiv3::ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) => Some(schema),
+            openapiv3::ParameterSchemaOrContent::Schema(ReferenceOr::Reference { reference }) => {
+                resolve(spec, reference)
+            }
+            _ => None,
+        };
+        let role = role_of(
+            spec,
+            &at_str,
+            data.extensions.get(ROLE_EXTENSION),
+            REQUEST_ROLES,
+        )?;
+        let constant = schema.and_then(one_value);
+        let value = match (role.as_deref(), constant) {
+            (Some("client_id"), _) => Value_::ClientId,
+            (Some("client_secret"), _) => Value_::ClientSecret,
+            (Some(_), _) => Value_::Scopes,
+            (None, Some(value)) => Value_::Constant(value),
+            (None, None) if header => Value_::User,
+            (None, None) => {
+                return Err(unsupported(
+                    spec,
+                    &at_str,
+                    format!(
+                        "query parameter `{}` has no role and is no constant",
+                        data.name
+                    ),
+                    "give it `x-paytokens-role: client_id|client_secret|scopes`, or make it a \
+                     constant (`schema: {type: string, enum: [value], default: value}`)",
+                ));
+            }
+        };
+        found.push(Param {
+            name: data.name.clone(),
+            header,
+            value,
+            description: data.description.clone().unwrap_or_default(),
+            required: data.required,
+            example: data.example.as_ref().map(|v| match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            }),
+            schema,
+            at,
+        });
+    }
+    let ident = |name: &str| name.to_lowercase().replace('-', "_");
+    let mut ordered = Vec::with_capacity(found.len());
+    for (param, _) in &method.params {
+        let position = found.iter().position(|p| *param == ident(&p.name));
+        let Some(position) = position else {
+            return Err(Error::Generator {
+                file: spec.file().to_owned(),
+                message: format!("progenitor's parameter `{param}` is no parameter of the spec"),
+            });
+        };
+        ordered.push(found.remove(position));
+    }
+    Ok(ordered)
+}
+
+/// The one allowed value of a one-value string `enum`.
+fn one_value(schema: &Schema) -> Option<String> {
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::String(string)) => match string.enumeration.as_slice() {
+            [Some(value)] => Some(value.clone()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A role of a request body property.
+struct BodyRole<'s> {
+    role: String,
+    name: String,
+    node: Node<'s>,
+    required: bool,
+}
+
+/// The request body's top-level properties with a role.
+fn body_roles<'s>(spec: &'s Spec, request: &Node<'s>) -> Result<Vec<BodyRole<'s>>> {
+    let mut out = Vec::new();
+    for property in walk(spec, request) {
+        let role = role_of(
+            spec,
+            &property.node.at(),
+            property.node.extension(ROLE_EXTENSION),
+            REQUEST_ROLES,
+        )?;
+        let Some(role) = role else { continue };
+        if property.path.len() != 1 {
+            return Err(unsupported(
+                spec,
+                &property.node.at(),
+                format!("request role `{role}` is on a nested property"),
+                "put request roles on top-level properties of the request body",
+            ));
+        }
+        out.push(BodyRole {
+            role,
+            name: property.path[0].clone(),
+            node: property.node,
+            required: property.required,
+        });
+    }
+    Ok(out)
+}
+
+/// The one place of a request role, in the parameters or the body.
+fn place_of(
+    spec: &Spec,
+    role: &str,
+    value: &Value_,
+    params: &[Param<'_>],
+    body: &[BodyRole<'_>],
+) -> Result<Option<(TokenStream, Vec<String>)>> {
+    let mut places = Vec::new();
+    for param in params.iter().filter(|p| p.value == *value) {
+        let name = &param.name;
+        let place = if param.header {
+            quote!(::paytokens_runtime::Place::Header(#name))
+        } else {
+            quote!(::paytokens_runtime::Place::Query(#name))
+        };
+        places.push((place, param.at.clone()));
+    }
+    for property in body.iter().filter(|b| b.role == role) {
+        let name = &property.name;
+        places.push((
+            quote!(::paytokens_runtime::Place::Body(#name)),
+            property.node.at.clone(),
+        ));
+    }
+    if places.len() > 1 {
+        let at: Vec<&str> = places[1].1.iter().map(String::as_str).collect();
+        return Err(unsupported(
+            spec,
+            &at,
+            format!("`{ROLE_EXTENSION}: {role}` is given more than once"),
+            "give each role to one property or parameter",
+        ));
+    }
+    Ok(places.pop())
+}
+
+/// Where the credentials go: HTTP Basic when the operation's security names
+/// an http/basic scheme; where the `client_id` and `client_secret` roles
+/// are when it is `security: []`.
+fn auth(
+    spec: &Spec,
+    op: &Op<'_>,
+    params: &[Param<'_>],
+    body: &[BodyRole<'_>],
+) -> Result<TokenStream> {
+    let at = op.at();
+    let security = op
+        .operation
+        .security
+        .as_ref()
+        .or(spec.document().security.as_ref())
+        .ok_or_else(|| {
+            unsupported(
+                spec,
+                &at,
+                "the operation declares no `security`".to_owned(),
+                "write `security: [{basicAuth: []}]` for HTTP Basic, or `security: []` when \
+                 the credentials travel elsewhere (then mark them with `x-paytokens-role`)",
+            )
+        })?;
+    let id = place_of(spec, "client_id", &Value_::ClientId, params, body)?;
+    let secret = place_of(spec, "client_secret", &Value_::ClientSecret, params, body)?;
+    let Some(requirement) = security.first() else {
+        let (Some((client_id, _)), Some((client_secret, _))) = (id, secret) else {
+            return Err(unsupported(
+                spec,
+                &at,
+                "with `security: []` the credentials travel in the request, but no property or \
+                 parameter has `x-paytokens-role: client_id` and `x-paytokens-role: client_secret`"
+                    .to_owned(),
+                "mark the property or parameter holding each (a body property, a header or a \
+                 query parameter of any name), or declare the HTTP Basic scheme",
+            ));
+        };
+        if let Some(secret) = body.iter().find(|b| b.role == "client_secret")
+            && !is_password(Some(secret.node.schema))
+        {
+            return Err(unsupported(
+                spec,
+                &secret.node.at(),
+                "the client secret's property is not `format: password`".to_owned(),
+                "add `format: password`: the generated type then never prints it",
+            ));
+        }
+        return Ok(quote! {
+            ::paytokens_runtime::Auth::Fields { client_id: #client_id, client_secret: #client_secret }
+        });
+    };
+    let basic = requirement.keys().all(|name| {
+        spec.document()
+            .components
+            .as_ref()
+            .and_then(|c| c.security_schemes.get(name))
+            .and_then(ReferenceOr::as_item)
+            .is_some_and(|scheme| {
+                matches!(scheme, SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("basic"))
+            })
+    });
+    if !basic || requirement.is_empty() {
+        return Err(unsupported(
+            spec,
+            &[&at[..], &["security"]].concat(),
+            "the operation's security is not HTTP Basic".to_owned(),
+            "token endpoints take HTTP Basic (`type: http, scheme: basic`), or `security: []` \
+             with the credentials' places marked by `x-paytokens-role`",
+        ));
+    }
+    if let Some((_, place)) = id.or(secret) {
+        let place: Vec<&str> = place.iter().map(String::as_str).collect();
+        return Err(unsupported(
+            spec,
+            &place,
+            "the credentials are HTTP Basic (the operation's `security`), and also given a place \
+             by `x-paytokens-role`"
+                .to_owned(),
+            "keep one: remove the role, or write `security: []`",
+        ));
+    }
+    Ok(quote!(::paytokens_runtime::Auth::Basic))
+}
+
+/// The scopes role: its place, how several are joined, whether required,
+/// and the declared scopes.
+fn scope_field(
+    spec: &Spec,
+    op: &Op<'_>,
+    params: &[Param<'_>],
+    body: &[BodyRole<'_>],
+) -> Result<TokenStream> {
+    let Some((place, at)) = place_of(spec, "scopes", &Value_::Scopes, params, body)? else {
+        return Ok(quote!(::std::option::Option::None));
+    };
+    let at: Vec<&str> = at.iter().map(String::as_str).collect();
+    let (schema, required, in_json_body) = match body.iter().find(|b| b.role == "scopes") {
+        Some(property) => (
+            Some(property.node.schema),
+            property.required,
+            op.request.as_ref().is_some_and(|b| b.content_type == JSON),
+        ),
+        None => {
+            let param = params
+                .iter()
+                .find(|p| p.value == Value_::Scopes)
+                .expect("found above");
+            (param.schema, param.required, false)
+        }
+    };
+    let join = match schema.map(|s| {
+        (
+            &s.schema_kind,
+            s.schema_data.extensions.get(SCOPE_SEPARATOR_EXTENSION),
+        )
+    }) {
+        Some((SchemaKind::Type(Type::String(_)), None)) => {
+            quote!(::paytokens_runtime::ScopeJoin::Space)
+        }
+        Some((SchemaKind::Type(Type::String(_)), Some(Value::String(sep)))) if sep == " " => {
+            quote!(::paytokens_runtime::ScopeJoin::Space)
+        }
+        Some((SchemaKind::Type(Type::String(_)), Some(Value::String(sep)))) if sep == "," => {
+            quote!(::paytokens_runtime::ScopeJoin::Comma)
+        }
+        Some((SchemaKind::Type(Type::Array(array)), None)) if in_json_body => {
+            let items = array.items.as_ref().and_then(|items| match items {
+                ReferenceOr::Item(schema) => Some(&**schema),
+                ReferenceOr::Reference { reference } => resolve(spec, reference),
+            });
+            if !is_string(items) {
+                return Err(unsupported(
+                    spec,
+                    &at,
+                    "the scopes array's items are not strings".to_owned(),
+                    "write `items: {type: string}`",
+                ));
+            }
+            quote!(::paytokens_runtime::ScopeJoin::Array)
+        }
+        _ => {
+            return Err(unsupported(
+                spec,
+                &at,
+                "the scopes are neither a string nor (in a JSON body) an array of strings"
+                    .to_owned(),
+                "write `type: string` (space-separated; `x-paytokens-scope-separator: \",\"` \
+                 for commas) or, in a JSON body, `type: array, items: {type: string}`",
+            ));
+        }
+    };
+    let declared = match scopes::declared_scopes(spec)? {
+        Some((_, scopes)) => {
+            let names = scopes.iter().map(|(name, _)| name);
+            quote!(::std::option::Option::Some(&[ #( #names, )* ]))
+        }
+        None => quote!(::std::option::Option::None),
+    };
+    Ok(quote! {
+        ::std::option::Option::Some(::paytokens_runtime::ScopeField {
+            place: #place,
+            join: #join,
+            required: #required,
+            declared: #declared,
+        })
+    })
+}
+
+/// Request body properties with exactly one allowed string value.
+fn constants(spec: &Spec, request: &Node<'_>) -> Vec<(String, String)> {
+    walk(spec, request)
+        .into_iter()
+        .filter(|p| p.path.len() == 1)
+        .filter_map(|p| Some((p.path[0].clone(), one_value(p.node.schema)?)))
+        .collect()
+}
+
+/// A `Field` literal for a JSON path.
+fn field(path: &[String]) -> TokenStream {
+    let name = path.join(".");
+    quote!(::paytokens_runtime::Field { path: &[ #( #path, )* ], name: #name })
+}
+
+/// The success statuses and where the answer's roles are.
+fn answer(spec: &Spec, op: &Op<'_>) -> Result<(Vec<u16>, TokenStream)> {
+    let at = [&op.at()[..], &["responses"]].concat();
+    let mut statuses = Vec::new();
+    let mut reference = None;
+    for status in op.operation.responses.responses.keys() {
+        match status {
+            StatusCode::Code(code) if (200..300).contains(code) => {
+                statuses.push(*code);
+                reference = reference.or(op.response_ref(status));
+            }
+            StatusCode::Range(2) => {
+                return Err(unsupported(
+                    spec,
+                    &[&at[..], &["2XX"]].concat(),
+                    "a `2XX` range does not say which status carries a token".to_owned(),
+                    "write the status the provider document gives (`\"200\"` or `\"201\"`)",
+                ));
+            }
+            _ => {}
+        }
+    }
+    let root = reference
+        .and_then(|r| resolve_node(spec, r))
+        .ok_or_else(|| {
+            unsupported(
+                spec,
+                &at,
+                "no success response (200 to 299) with an `application/json` schema".to_owned(),
+                "add the provider's success response, its schema a named `$ref`",
+            )
+        })?;
+    let mut roles: Vec<(String, Property<'_>)> = Vec::new();
+    let mut expect = Vec::new();
+    for property in walk(spec, &root) {
+        let node_at = property.node.at();
+        if let Some(value) = property.node.extension(EXPECT_EXTENSION) {
+            let path = field(&property.path);
+            expect.push(match value {
+                Value::String(s) if s == "http-status" => {
+                    quote!((#path, ::paytokens_runtime::Expect::HttpStatus))
+                }
+                other => {
+                    let text = other.to_string();
+                    quote!((#path, ::paytokens_runtime::Expect::Value(#text)))
+                }
+            });
+        }
+        let Some(role) = role_of(
+            spec,
+            &node_at,
+            property.node.extension(ROLE_EXTENSION),
+            ANSWER_ROLES,
+        )?
+        else {
+            continue;
+        };
+        if let Some((_, other)) = roles.iter().find(|(r, _)| *r == role) {
+            return Err(unsupported(
+                spec,
+                &node_at,
+                format!(
+                    "answer role `{role}` is given twice (also at `{}`)",
+                    other.path.join(".")
+                ),
+                "give each role to one property",
+            ));
+        }
+        roles.push((role, property));
+    }
+    let find = |role: &str| roles.iter().find(|(r, _)| r == role).map(|(_, p)| p);
+    let root_at = root.at();
+    let token = find("access_token").ok_or_else(|| {
+        unsupported(
+            spec,
+            &root_at,
+            "the answer has no property with `x-paytokens-role: access_token`".to_owned(),
+            "mark the property holding the token (any name, nested allowed)",
+        )
+    })?;
+    let must_be_string = |property: &Property<'_>, role: &str| {
+        if is_string(Some(property.node.schema)) {
+            Ok(())
+        } else {
+            Err(unsupported(
+                spec,
+                &property.node.at(),
+                format!("the `{role}` property is not `type: string`"),
+                "give it the type the provider document shows",
+            ))
+        }
+    };
+    must_be_string(token, "access_token")?;
+    let token_field = field(&token.path);
+    let default_type = match op.operation.extensions.get(DEFAULT_TOKEN_TYPE_EXTENSION) {
+        None => None,
+        Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+        Some(_) => {
+            return Err(unsupported(
+                spec,
+                &op.at(),
+                format!("`{DEFAULT_TOKEN_TYPE_EXTENSION}` is not a token type"),
+                "write e.g. `x-paytokens-default-token-type: Bearer`",
+            ));
+        }
+    };
+    let token_type = match find("token_type") {
+        Some(property) => {
+            must_be_string(property, "token_type")?;
+            let f = field(&property.path);
+            quote!(::std::option::Option::Some(#f))
+        }
+        None if default_type.is_some() => quote!(::std::option::Option::None),
+        None => {
+            return Err(unsupported(
+                spec,
+                &root_at,
+                "the answer has no `x-paytokens-role: token_type` and the operation no \
+                 documented default"
+                    .to_owned(),
+                "mark the token type's property, or write `x-paytokens-default-token-type: \
+                 Bearer` on the operation when the document says how the token is sent",
+            ));
+        }
+    };
+    let default_type = match &default_type {
+        Some(name) => quote!(::std::option::Option::Some(#name)),
+        None => quote!(::std::option::Option::None),
+    };
+    let expiry = match (find("expires_in"), find("expires_at")) {
+        (Some(property), None) => {
+            let ok = match &property.node.schema.schema_kind {
+                SchemaKind::Type(Type::Integer(_) | Type::String(_)) => true,
+                SchemaKind::OneOf { one_of } | SchemaKind::AnyOf { any_of: one_of } => {
+                    one_of.iter().all(|branch| {
+                        let branch = match branch {
+                            ReferenceOr::Item(schema) => Some(schema),
+                            ReferenceOr::Reference { reference } => resolve(spec, reference),
+                        };
+                        is_integer(branch) || is_string(branch)
+                    })
+                }
+                _ => false,
+            };
+            if !ok {
+                return Err(unsupported(
+                    spec,
+                    &property.node.at(),
+                    "`expires_in` is neither an integer nor a string of seconds".to_owned(),
+                    "write `type: integer`, `type: string`, or `oneOf` of both",
+                ));
+            }
+            let f = field(&property.path);
+            quote!(::paytokens_runtime::Expiry::In(#f))
+        }
+        (None, Some(property)) => {
+            let format = match &property.node.schema.schema_kind {
+                SchemaKind::Type(Type::String(string))
+                    if matches!(
+                        &string.format,
+                        openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::StringFormat::DateTime)
+                    ) =>
+                {
+                    quote!(::paytokens_runtime::TimeFormat::DateTime)
+                }
+                SchemaKind::Type(Type::Integer(_)) => {
+                    quote!(::paytokens_runtime::TimeFormat::UnixSeconds)
+                }
+                _ => {
+                    return Err(unsupported(
+                        spec,
+                        &property.node.at(),
+                        "`expires_at` is neither a date-time string nor an integer".to_owned(),
+                        "write `type: string, format: date-time` (RFC 3339) or `type: integer` \
+                         (Unix seconds)",
+                    ));
+                }
+            };
+            let f = field(&property.path);
+            quote!(::paytokens_runtime::Expiry::At(#f, #format))
+        }
+        (None, None) => {
+            return Err(unsupported(
+                spec,
+                &root_at,
+                "the answer has no lifetime role".to_owned(),
+                "mark its property with `x-paytokens-role: expires_in` (seconds) or \
+                 `x-paytokens-role: expires_at` (an absolute time)",
+            ));
+        }
+        (Some(_), Some(property)) => {
+            return Err(unsupported(
+                spec,
+                &property.node.at(),
+                "the answer has both `expires_in` and `expires_at` roles".to_owned(),
+                "keep one lifetime role; leave the other property without a role",
+            ));
+        }
+    };
+    let scopes = match find("scopes") {
+        Some(property) => {
+            let ok = matches!(
+                &property.node.schema.schema_kind,
+                SchemaKind::Type(Type::String(_) | Type::Array(_))
+            );
+            if !ok {
+                return Err(unsupported(
+                    spec,
+                    &property.node.at(),
+                    "the granted scopes are neither a string nor an array".to_owned(),
+                    "write `type: string` or `type: array, items: {type: string}`",
+                ));
+            }
+            let f = field(&property.path);
+            quote!(::std::option::Option::Some(#f))
+        }
+        None => quote!(::std::option::Option::None),
+    };
+    Ok((
+        statuses.clone(),
+        quote! {
+            ::paytokens_runtime::AnswerSpec {
+                statuses: &[ #( #statuses, )* ],
+                token: #token_field,
+                token_type: #token_type,
+                default_token_type: #default_type,
+                expiry: #expiry,
+                scopes: #scopes,
+                expect: &[ #( #expect, )* ],
+            }
+        },
+    ))
+}
+
+/// Where an error body's code and message are.
+fn refusal(spec: &Spec, op: &Op<'_>) -> Result<TokenStream> {
+    let mut code = quote!(::std::option::Option::None);
+    let mut message = quote!(::std::option::Option::None);
+    if let Some(root) = op
+        .response_ref(&StatusCode::Range(4))
+        .and_then(|r| resolve_node(spec, r))
+    {
+        let mut seen = Vec::new();
+        for property in walk(spec, &root) {
+            let at = property.node.at();
+            let Some(role) = role_of(
+                spec,
+                &at,
+                property.node.extension(ROLE_EXTENSION),
+                ERROR_ROLES,
+            )?
+            else {
+                continue;
+            };
+            if seen.contains(&role) {
+                return Err(unsupported(
+                    spec,
+                    &at,
+                    format!("error role `{role}` is given twice"),
+                    "give each role to one property",
+                ));
+            }
+            let f = field(&property.path);
+            let f = quote!(::std::option::Option::Some(#f));
+            if role == "error_code" {
+                code = f;
+            } else {
+                message = f;
+            }
+            seen.push(role);
+        }
+    }
+    Ok(quote!(::paytokens_runtime::RefusalSpec { code: #code, message: #message }))
+}
+
+/// The value of the example named `document`, of the only one, or the
+/// media type's `example`.
+fn document_example(media: &openapiv3::MediaType) -> Option<&Value> {
+    let examples = &media.examples;
+    let named = examples.get("document").or_else(|| {
+        (examples.len() == 1)
+            .then(|| examples.values().next())
+            .flatten()
+    });
+    match named {
+        Some(example) => example.as_item()?.value.as_ref(),
+        None => media.example.as_ref(),
     }
 }
 
@@ -357,15 +1338,6 @@ fn info_name(spec: &Spec) -> Result<String> {
     }
 }
 
-/// The first server not marked as an example host.
-fn default_base_url(spec: &Spec) -> Option<String> {
-    spec.document()
-        .servers
-        .iter()
-        .find(|server| server.extensions.get(EXAMPLE_HOST_EXTENSION) != Some(&Value::Bool(true)))
-        .map(|server| server.url.trim_end_matches('/').to_owned())
-}
-
 /// A `$ref` to `#/components/schemas/<name>`, resolved.
 fn resolve<'s>(spec: &'s Spec, reference: &str) -> Option<&'s Schema> {
     let name = reference.strip_prefix("#/components/schemas/")?;
@@ -375,30 +1347,6 @@ fn resolve<'s>(spec: &'s Spec, reference: &str) -> Option<&'s Schema> {
         .schemas
         .get(name)?
         .as_item()
-}
-
-/// A schema or what its `$ref` points at.
-fn schema_of<'s>(spec: &'s Spec, schema: &'s ReferenceOr<Box<Schema>>) -> Option<&'s Schema> {
-    match schema {
-        ReferenceOr::Item(schema) => Some(schema),
-        ReferenceOr::Reference { reference } => resolve(spec, reference),
-    }
-}
-
-/// The properties of an object schema, each resolved, with whether it is
-/// required.
-fn properties<'s>(spec: &'s Spec, schema: &'s Schema) -> Vec<(&'s str, Option<&'s Schema>, bool)> {
-    let SchemaKind::Type(Type::Object(object)) = &schema.schema_kind else {
-        return Vec::new();
-    };
-    object
-        .properties
-        .iter()
-        .map(|(name, property)| {
-            let required = object.required.iter().any(|r| r == name);
-            (name.as_str(), schema_of(spec, property), required)
-        })
-        .collect()
 }
 
 fn is_string(schema: Option<&Schema>) -> bool {
@@ -424,152 +1372,6 @@ fn is_password(schema: Option<&Schema>) -> bool {
                 openapiv3::VariantOrUnknownOrEmpty::Item(openapiv3::StringFormat::Password)
             )
     )
-}
-
-/// Where the credentials go: HTTP Basic when the operation's security names
-/// an http/basic scheme, the body's `client_id` and `format: password`
-/// properties when it is `security: []`.
-fn auth(spec: &Spec, op: &Op<'_>, request: &Schema) -> Result<TokenStream> {
-    let at = op.at();
-    let security = op
-        .operation
-        .security
-        .as_ref()
-        .or(spec.document().security.as_ref())
-        .ok_or_else(|| {
-            unsupported(
-                spec,
-                &at,
-                "the operation declares no `security`".to_owned(),
-                "write `security: [{basicAuth: []}]` for HTTP Basic, or `security: []` when \
-                 the credentials travel in the body",
-            )
-        })?;
-    let Some(requirement) = security.first() else {
-        let properties = properties(spec, request);
-        let client_id = properties.iter().find(|(name, _, _)| *name == "client_id");
-        let secret = properties
-            .iter()
-            .find(|(_, schema, _)| is_password(*schema));
-        return match (client_id, secret) {
-            (Some(_), Some((secret, _, _))) => Ok(quote! {
-                ::paytokens_runtime::Auth::Body { client_id: "client_id", client_secret: #secret }
-            }),
-            _ => Err(unsupported(
-                spec,
-                &at,
-                "with `security: []` the credentials must travel in the body, but the request \
-                 has no `client_id` and `format: password` property"
-                    .to_owned(),
-                "add them (RFC 6749, 2.3.1), or declare the HTTP Basic scheme",
-            )),
-        };
-    };
-    let basic = requirement.keys().all(|name| {
-        spec.document()
-            .components
-            .as_ref()
-            .and_then(|c| c.security_schemes.get(name))
-            .and_then(ReferenceOr::as_item)
-            .is_some_and(|scheme| {
-                matches!(scheme, SecurityScheme::HTTP { scheme, .. } if scheme.eq_ignore_ascii_case("basic"))
-            })
-    });
-    if basic && !requirement.is_empty() {
-        return Ok(quote!(::paytokens_runtime::Auth::Basic));
-    }
-    Err(unsupported(
-        spec,
-        &[&at[..], &["security"]].concat(),
-        "the operation's security is not HTTP Basic".to_owned(),
-        "token endpoints take HTTP Basic (`type: http, scheme: basic`) or credentials in the body",
-    ))
-}
-
-struct Header {
-    name: String,
-    description: String,
-    required: bool,
-    example: Option<String>,
-}
-
-/// The operation's header parameters, in the generated method's order.
-fn header_params(spec: &Spec, op: &Op<'_>, method: &Method) -> Result<Vec<Header>> {
-    let mut headers = Vec::new();
-    for (i, parameter) in op.operation.parameters.iter().enumerate() {
-        let index = i.to_string();
-        let at = [&op.at()[..], &["parameters", &index]].concat();
-        match parameter {
-            ReferenceOr::Item(Parameter::Header { parameter_data, .. }) => headers.push(Header {
-                name: parameter_data.name.clone(),
-                description: parameter_data.description.clone().unwrap_or_default(),
-                required: parameter_data.required,
-                example: parameter_data.example.as_ref().map(|v| match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }),
-            }),
-            _ => {
-                return Err(unsupported(
-                    spec,
-                    &at,
-                    "only inline header parameters are supported".to_owned(),
-                    "a token endpoint takes its inputs in headers and the body",
-                ));
-            }
-        }
-    }
-    let ident = |name: &str| name.to_lowercase().replace('-', "_");
-    let mut ordered = Vec::with_capacity(headers.len());
-    for param in &method.params {
-        let position = headers.iter().position(|h| *param == ident(&h.name));
-        let Some(position) = position else {
-            return Err(Error::Generator {
-                file: spec.file().to_owned(),
-                message: format!("progenitor's parameter `{param}` is no header of the spec"),
-            });
-        };
-        ordered.push(headers.remove(position));
-    }
-    Ok(ordered)
-}
-
-/// The `scope` property, its required-ness, and the declared scopes.
-fn scope_field(spec: &Spec, request: &Schema) -> Result<TokenStream> {
-    let Some((_, _, required)) = properties(spec, request)
-        .into_iter()
-        .find(|(name, schema, _)| *name == "scope" && is_string(*schema))
-    else {
-        return Ok(quote!(::std::option::Option::None));
-    };
-    let declared = match scopes::declared_scopes(spec)? {
-        Some((_, scopes)) => {
-            let names = scopes.iter().map(|(name, _)| name);
-            quote!(::std::option::Option::Some(&[ #( #names, )* ]))
-        }
-        None => quote!(::std::option::Option::None),
-    };
-    Ok(quote! {
-        ::std::option::Option::Some(::paytokens_runtime::ScopeField {
-            property: "scope",
-            required: #required,
-            declared: #declared,
-        })
-    })
-}
-
-/// Request properties with exactly one allowed string value.
-fn constants(spec: &Spec, request: &Schema) -> Vec<(String, String)> {
-    properties(spec, request)
-        .into_iter()
-        .filter_map(|(name, schema, _)| match &schema?.schema_kind {
-            SchemaKind::Type(Type::String(string)) => match string.enumeration.as_slice() {
-                [Some(value)] => Some((name.to_owned(), value.clone())),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
 }
 
 /// The `x-paytokens-sandbox` clients.
@@ -639,80 +1441,6 @@ fn sandbox_clients(spec: &Spec, op: &Op<'_>) -> Result<Vec<TokenStream>> {
                 lifetime: #lifetime,
             }
         });
-    }
-    Ok(out)
-}
-
-/// `TokenResponse` and `ErrorResponse` for the RFC 6749 shapes.
-fn standard_impls(spec: &Spec, op: &Op<'_>, method: &Method) -> Result<TokenStream> {
-    let schema_of_response = |status: StatusCode| -> Option<&Schema> {
-        let ReferenceOr::Item(response) = op.operation.responses.responses.get(&status)? else {
-            return None;
-        };
-        match response.content.get("application/json")?.schema.as_ref()? {
-            ReferenceOr::Reference { reference } => resolve(spec, reference),
-            ReferenceOr::Item(schema) => Some(schema),
-        }
-    };
-    let mut out = TokenStream::new();
-    if let Some(schema) = schema_of_response(StatusCode::Code(200)) {
-        let props = properties(spec, schema);
-        let find = |wanted: &str| props.iter().find(|(name, _, _)| *name == wanted);
-        let standard = matches!(find("access_token"), Some((_, s, true)) if is_string(*s))
-            && matches!(find("token_type"), Some((_, s, true)) if is_string(*s))
-            && matches!(find("expires_in"), Some((_, s, true)) if is_integer(*s))
-            && find("scope").is_none_or(|(_, s, _)| is_string(*s));
-        if standard {
-            let scope = match find("scope") {
-                Some((_, _, true)) => quote!(::std::option::Option::Some(self.scope)),
-                Some((_, _, false)) => quote!(self.scope),
-                None => quote!(::std::option::Option::None),
-            };
-            let success = &method.success;
-            out.extend(quote! {
-                /// The RFC 6749 success shape.
-                impl ::paytokens_runtime::TokenResponse for #success {
-                    fn into_grant(
-                        self,
-                    ) -> ::std::result::Result<::paytokens_runtime::Grant, ::std::string::String> {
-                        let expires_in = ::std::convert::TryFrom::try_from(self.expires_in)
-                            .map_err(|_| "expires_in is out of range".to_owned())?;
-                        ::std::result::Result::Ok(::paytokens_runtime::Grant {
-                            access_token: self.access_token,
-                            token_type: self.token_type,
-                            expires_in: ::paytokens_runtime::Lifetime::Seconds(expires_in),
-                            scope: #scope,
-                        })
-                    }
-                }
-            });
-        }
-    }
-    if let Some(schema) = schema_of_response(StatusCode::Range(4)) {
-        let props = properties(spec, schema);
-        let find = |wanted: &str| props.iter().find(|(name, _, _)| *name == wanted);
-        let standard = find("error").is_some_and(|(_, s, _)| is_string(*s))
-            && find("error_description").is_none_or(|(_, s, _)| is_string(*s));
-        if standard {
-            let field = |name: &str| {
-                let ident = format_ident!("{name}");
-                match find(name) {
-                    Some((_, _, true)) => quote!(::std::option::Option::Some(self.#ident)),
-                    Some((_, _, false)) => quote!(self.#ident),
-                    None => quote!(::std::option::Option::None),
-                }
-            };
-            let (code, message) = (field("error"), field("error_description"));
-            let refusal = &method.refusal;
-            out.extend(quote! {
-                /// The RFC 6749 error shape.
-                impl ::paytokens_runtime::ErrorResponse for #refusal {
-                    fn into_refusal(self) -> ::paytokens_runtime::Refusal {
-                        ::paytokens_runtime::Refusal { code: #code, message: #message }
-                    }
-                }
-            });
-        }
     }
     Ok(out)
 }

@@ -24,6 +24,7 @@ mod password;
 pub mod regen;
 mod scopes;
 mod spec;
+mod wire;
 
 use std::panic::{self, AssertUnwindSafe};
 
@@ -83,10 +84,12 @@ pub fn generate(spec: &Spec, provider: &str) -> Result<GeneratedCrate> {
     check::check(spec)?;
     let passwords = password::used_by(spec);
     let client = run_progenitor(spec, passwords)?;
-    let parsed: syn::File = syn::parse2(client.clone()).map_err(|err| Error::Unparsable {
+    let mut parsed: syn::File = syn::parse2(client).map_err(|err| Error::Unparsable {
         file: spec.file().to_owned(),
         message: err.to_string(),
     })?;
+    wire::only_what_the_spec_lists(&mut parsed);
+    let client = quote!(#parsed);
     let endpoint = endpoint::tokens(spec, provider, &parsed)?;
     let scopes = scopes::scope_enum(spec)?;
     let guard = guard::tokens();
@@ -106,8 +109,18 @@ pub fn generate(spec: &Spec, provider: &str) -> Result<GeneratedCrate> {
     ];
     let tokens = quote! {
         #( #![doc = #crate_doc] )*
-        // Descriptions are the spec's prose: a bare URL in one is not a broken link.
-        #![allow(clippy::all, unused_imports, missing_docs, rustdoc::bare_urls)]
+        // Descriptions are the spec's prose, not rustdoc: a bare URL, a
+        // `[placeholder]` or an indented curl line in one is not a broken
+        // link or a Rust code block.
+        #![allow(
+            clippy::all,
+            unused_imports,
+            unused_mut,
+            missing_docs,
+            rustdoc::bare_urls,
+            rustdoc::broken_intra_doc_links,
+            rustdoc::invalid_rust_codeblocks
+        )]
         // prettyplease formats this file; `cargo fmt --all` must not restyle it.
         #![cfg_attr(rustfmt, rustfmt_skip)]
         #client
@@ -154,6 +167,21 @@ fn run_progenitor(spec: &Spec, passwords: bool) -> Result<proc_macro2::TokenStre
     if passwords {
         settings.with_conversion(password::schema(), password::TYPE_NAME, std::iter::empty());
     }
+    // A `date-time` stays the provider's text: the runtime parses an
+    // `expires_at` itself (RFC 3339 and ISO 8601 offsets such as `+0000`,
+    // which chrono's RFC 3339 parser refuses), and no generated crate
+    // depends on chrono.
+    settings.with_conversion(
+        schemars::schema::SchemaObject {
+            instance_type: Some(schemars::schema::SingleOrVec::Single(Box::new(
+                schemars::schema::InstanceType::String,
+            ))),
+            format: Some("date-time".to_owned()),
+            ..schemars::schema::SchemaObject::default()
+        },
+        "::std::string::String",
+        std::iter::empty(),
+    );
     let mut generator = Generator::new(&settings);
     // The checks refuse every shape known to make progenitor panic; this is the
     // backstop for the unknown ones, so that a bad spec is an error, not a crash.
@@ -163,7 +191,7 @@ fn run_progenitor(spec: &Spec, passwords: bool) -> Result<proc_macro2::TokenStre
     let previous = panic::take_hook();
     panic::set_hook(Box::new(|_| {}));
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        generator.generate_tokens(spec.document())
+        generator.generate_tokens(&without_vocabulary(spec.document()))
     }));
     panic::set_hook(previous);
     match outcome {
@@ -185,6 +213,93 @@ fn run_progenitor(spec: &Spec, passwords: bool) -> Result<proc_macro2::TokenStre
             })
         }
     }
+}
+
+/// The document as progenitor should see it: without the `x-paytokens-*`
+/// extensions on schemas (they are read by [`endpoint`], and typify would
+/// otherwise see two `format: password` strings with different roles as
+/// different schemas, and not map them onto [`password::TYPE_NAME`]), and
+/// with parameters' string formats dropped.
+fn without_vocabulary(document: &openapiv3::OpenAPI) -> openapiv3::OpenAPI {
+    use openapiv3::{ReferenceOr, Schema, SchemaKind, Type};
+    fn strip_boxed(schema: &mut ReferenceOr<Box<Schema>>) {
+        if let ReferenceOr::Item(schema) = schema {
+            strip(schema);
+        }
+    }
+    fn strip_all(schemas: &mut [ReferenceOr<Schema>]) {
+        for schema in schemas {
+            if let ReferenceOr::Item(schema) = schema {
+                strip(schema);
+            }
+        }
+    }
+    fn strip(schema: &mut Schema) {
+        schema
+            .schema_data
+            .extensions
+            .retain(|name, _| !name.starts_with("x-paytokens-"));
+        match &mut schema.schema_kind {
+            SchemaKind::Type(Type::Object(object)) => {
+                object.properties.values_mut().for_each(strip_boxed);
+            }
+            SchemaKind::Type(Type::Array(array)) => {
+                if let Some(items) = &mut array.items {
+                    strip_boxed(items);
+                }
+            }
+            SchemaKind::OneOf { one_of: all }
+            | SchemaKind::AllOf { all_of: all }
+            | SchemaKind::AnyOf { any_of: all } => strip_all(all),
+            _ => {}
+        }
+    }
+    let mut document = document.clone();
+    // A secret in a header or query parameter stays a `&str` argument:
+    // progenitor writes a parameter with its `Display`, which `Password`
+    // redacts, so the provider would receive `[REDACTED]`.
+    for (_, item) in document.paths.paths.iter_mut() {
+        let ReferenceOr::Item(item) = item else {
+            continue;
+        };
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in &mut operation.parameters {
+                let data = match parameter {
+                    ReferenceOr::Item(
+                        openapiv3::Parameter::Header { parameter_data, .. }
+                        | openapiv3::Parameter::Query { parameter_data, .. }
+                        | openapiv3::Parameter::Path { parameter_data, .. }
+                        | openapiv3::Parameter::Cookie { parameter_data, .. },
+                    ) => parameter_data,
+                    ReferenceOr::Reference { .. } => continue,
+                };
+                if let openapiv3::ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) =
+                    &mut data.format
+                    && let SchemaKind::Type(Type::String(string)) = &mut schema.schema_kind
+                {
+                    string.format = openapiv3::VariantOrUnknownOrEmpty::Empty;
+                }
+            }
+        }
+    }
+    if let Some(components) = &mut document.components {
+        for schema in components.schemas.values_mut() {
+            if let ReferenceOr::Item(schema) = schema {
+                strip(schema);
+            }
+        }
+    }
+    document
 }
 
 /// Where the spec's first operation is: the one a token-endpoint spec has.

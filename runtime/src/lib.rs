@@ -9,9 +9,10 @@
 //!   and `Display`.
 //! - [`ProviderSpec`] and [`TokenEndpoint`]: what codegen reads from a spec
 //!   about its token endpoint, and the trait every generated client
-//!   implements, so that one generic layer drives any of them; with
-//!   [`TokenResponse`] and [`ErrorResponse`] implemented for the RFC 6749
-//!   shapes.
+//!   implements, so that one generic layer drives any of them; with the
+//!   one mapping of every provider's answer ([`AnswerSpec::grant`]) and
+//!   error body ([`RefusalSpec::refusal`]), driven by where the spec puts
+//!   each role.
 //!
 //! Generated crates wire [`exec`] in as their `ClientHooks::exec` and
 //! [`inspect_response`] as their async post-hook; nothing here is meant to be
@@ -23,8 +24,9 @@ mod guard;
 mod password;
 
 pub use endpoint::{
-    Auth, ErrorResponse, Examples, Grant, HeaderParam, Lifetime, ProviderSpec, Refusal,
-    SandboxClientSpec, ScopeField, TokenEndpoint, TokenResponse,
+    AnswerSpec, Auth, Examples, Expect, Expiry, Field, Grant, HeaderParam, Lifetime, Param,
+    ParamValue, Place, ProviderSpec, Refusal, RefusalSpec, SandboxClientSpec, ScopeField,
+    ScopeJoin, Server, TimeFormat, TokenEndpoint, format_time, parse_time,
 };
 pub use guard::{BodyTooLarge, ResponseGuard, exec, inspect_response};
 pub use password::Password;

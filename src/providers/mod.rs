@@ -1,31 +1,24 @@
-//! The providers paytokens knows. Each is its spec (`specs/<id>.yaml`, from
-//! which `cargo xtask regen` generates `generated/<id>/`) plus one adapter
-//! module here, registered with one line in this module's registry:
-//! [`Provider::all`](crate::Provider::all), the CLI, the sandbox, the demo
-//! and the tests find every provider there.
+//! The providers paytokens knows. Each is its spec (`specs/<id>.yaml`):
+//! `cargo xtask regen` generates its client (`generated/<id>/`) and writes
+//! its module and registry entry here (`registry.rs`) and its dependency
+//! in `Cargo.toml`. [`Provider::all`](crate::Provider::all), the CLI, the
+//! sandbox, the demo and the tests find every provider in the registry.
 
 use paytokens_runtime::{ProviderSpec, TokenEndpoint};
 
-use crate::{Adapter, AnySource, Config, Source, TokenError};
+use crate::{AnySource, Config, Source, TokenError};
 
-pub mod autopay;
-pub mod pyng_billing;
-pub mod pyng_checkout;
-pub mod singapay;
+mod registry;
 
-/// Every provider, in the order the README lists them.
-pub(crate) static REGISTRY: &[Registration] = &[
-    Registration::of::<pyng_billing::PyngBilling>(),
-    Registration::of::<pyng_checkout::PyngCheckout>(),
-    Registration::of::<autopay::Autopay>(),
-    Registration::of::<singapay::Singapay>(),
-];
+pub use registry::*;
+
+pub(crate) use registry::REGISTRY;
 
 /// What the rest of the crate can do with a registered provider without
 /// knowing its types.
 pub(crate) struct Registration {
     pub(crate) spec: &'static ProviderSpec,
-    /// `Source::<A>::new`, type-erased.
+    /// `Source::<C>::new`, type-erased.
     pub(crate) build: fn(Config) -> Result<AnySource, TokenError>,
     /// Decodes a request body (of the spec's media type) into the generated
     /// request type, and returns it as JSON: the sandbox's check of what
@@ -35,26 +28,31 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    const fn of<A: Adapter>() -> Self {
+    pub(crate) const fn of<C: TokenEndpoint>() -> Self {
         Self {
-            spec: <A::Client as TokenEndpoint>::SPEC,
-            build: build::<A>,
+            spec: C::SPEC,
+            build: build::<C>,
             #[cfg(feature = "sandbox")]
-            decode_request: decode_request::<A::Client>,
+            decode_request: decode_request::<C>,
         }
     }
 }
 
-fn build<A: Adapter>(config: Config) -> Result<AnySource, TokenError> {
-    Source::<A>::new(config).map(AnySource::new)
+fn build<C: TokenEndpoint>(config: Config) -> Result<AnySource, TokenError> {
+    Source::<C>::new(config).map(AnySource::new)
 }
 
 #[cfg(feature = "sandbox")]
 fn decode_request<C: TokenEndpoint>(body: &[u8]) -> Result<serde_json::Value, String> {
-    let request: C::Request = if C::SPEC.content_type == "application/x-www-form-urlencoded" {
-        serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())?
-    } else {
-        serde_json::from_slice(body).map_err(|e| e.to_string())?
+    let request: C::Request = match C::SPEC.content_type {
+        Some("application/x-www-form-urlencoded") => {
+            serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())?
+        }
+        Some(_) => serde_json::from_slice(body).map_err(|e| e.to_string())?,
+        None if body.is_empty() => {
+            serde_json::from_value(serde_json::Value::Null).map_err(|e| e.to_string())?
+        }
+        None => return Err("the request has a body; the spec gives it none".to_owned()),
     };
     serde_json::to_value(request).map_err(|e| e.to_string())
 }

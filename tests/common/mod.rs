@@ -6,9 +6,12 @@
 //! credentials and leak checks.
 #![allow(dead_code)] // each test file uses part of it
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use paytokens::{AnySource, Config, Credentials, HttpOptions, Provider, TokenError};
+use paytokens::{
+    AnySource, Config, Credentials, Expiry, HttpOptions, Place, Provider, ScopeJoin, TimeFormat,
+    TokenError,
+};
 use serde_json::Value;
 
 /// A client secret that must never appear in any output.
@@ -33,46 +36,50 @@ fn example(text: Option<&str>, provider: Provider, what: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
-/// Replaces, anywhere in `value`, each member named in `with`.
-pub fn replace_members(value: &mut Value, with: &[(&str, Value)]) {
-    match value {
-        Value::Object(members) => {
-            for (key, member) in members.iter_mut() {
-                match with.iter().find(|(name, _)| name == key) {
-                    Some((_, new)) => *member = new.clone(),
-                    None => replace_members(member, with),
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|i| replace_members(i, with)),
-        _ => {}
-    }
-}
-
-/// The first member named `name` anywhere in `value`.
-pub fn find_member<'v>(value: &'v Value, name: &str) -> Option<&'v Value> {
-    match value {
-        Value::Object(members) => members
-            .get(name)
-            .or_else(|| members.values().find_map(|v| find_member(v, name))),
-        Value::Array(items) => items.iter().find_map(|v| find_member(v, name)),
-        _ => None,
-    }
-}
-
-/// The provider's success body (its spec's example) with this token, type
-/// and lifetime.
+/// The provider's success body (its spec's example, or the roles alone
+/// when the document has none) with this token, type and lifetime, each at
+/// the path of its role. `expires_in` is seconds (a number or a string);
+/// a provider whose answer gives an absolute time gets the time that many
+/// seconds from now.
 pub fn success(provider: Provider, token: &str, token_type: &str, expires_in: Value) -> Value {
-    let mut body = document_success(provider);
-    replace_members(
-        &mut body,
-        &[
-            ("access_token", Value::from(token)),
-            ("token_type", Value::from(token_type)),
-            ("expires_in", expires_in),
-        ],
-    );
+    let answer = &provider.spec().answer;
+    let mut body = provider
+        .spec()
+        .examples
+        .success
+        .map(|text| serde_json::from_str(text).unwrap())
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    answer.token.set(&mut body, Value::from(token));
+    if let Some(field) = &answer.token_type {
+        field.set(&mut body, Value::from(token_type));
+    }
+    match &answer.expiry {
+        Expiry::In(field) => field.set(&mut body, expires_in),
+        Expiry::At(field, format) => {
+            let seconds = match &expires_in {
+                Value::Number(n) => n.as_i64().unwrap(),
+                Value::String(s) => s.parse().unwrap(),
+                other => panic!("{provider}: lifetime {other} is not seconds"),
+            };
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let at = now + seconds;
+            let value = match format {
+                TimeFormat::DateTime => Value::from(paytokens_runtime_time(at)),
+                TimeFormat::UnixSeconds => Value::from(at),
+            };
+            field.set(&mut body, value);
+        }
+    }
     body
+}
+
+/// Unix seconds as an RFC 3339 time.
+fn paytokens_runtime_time(unix: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    paytokens_runtime::format_time(at)
 }
 
 /// The spec's example success response, verbatim.
@@ -85,40 +92,77 @@ pub fn document_request(provider: Provider) -> Value {
     example(provider.spec().examples.request, provider, "request")
 }
 
+/// The status a token comes with: the first success status the spec gives.
+pub fn ok(provider: Provider) -> u16 {
+    provider.spec().answer.statuses[0]
+}
+
+/// `body` answered with the provider's success status.
+pub fn minted(provider: Provider, body: Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(ok(provider)).set_body_json(body)
+}
+
 /// A well-formed success body with the canary token.
 pub fn good(provider: Provider) -> Value {
     success(provider, CANARY_TOKEN, "Bearer", Value::from(3600))
 }
 
-/// The spec's example refusal (its 4XX example body), and the code and
-/// message a [`TokenError::Rejected`] should carry.
+/// The spec's example refusal (its 4XX example body; where the document has
+/// none, a body of the spec's error roles alone), and the code and message
+/// a [`TokenError::Rejected`] should carry.
 pub fn refusal(provider: Provider) -> (Value, String, String) {
-    let body = example(provider.spec().examples.refusal, provider, "refusal");
-    let text = |name: &str| match find_member(&body, name) {
-        Some(Value::String(text)) => Some(text.clone()),
-        Some(Value::Number(number)) => Some(number.to_string()),
-        _ => None,
+    let spec = provider.spec();
+    let body = match spec.examples.refusal {
+        Some(text) => serde_json::from_str(text).unwrap(),
+        None => {
+            let mut body = Value::Object(Default::default());
+            if let Some(field) = &spec.refusal.code {
+                field.set(&mut body, Value::from("invalid_client"));
+            }
+            if let Some(field) = &spec.refusal.message {
+                field.set(&mut body, Value::from("Client authentication failed"));
+            }
+            body
+        }
     };
-    let code = text("error").or_else(|| text("code")).unwrap();
-    let message = text("error_description")
-        .or_else(|| text("message"))
-        .unwrap();
+    let refused = spec.refusal.refusal(&body);
+    let code = refused
+        .code
+        .unwrap_or_else(|| panic!("{provider}: no error code role"));
+    let message = refused
+        .message
+        .unwrap_or_else(|| panic!("{provider}: no error message role"));
     (body, code, message)
 }
 
 /// The scopes of the spec's request example, where the request carries
-/// scopes.
+/// scopes in its body.
 pub fn example_scopes(provider: Provider) -> Vec<String> {
     let Some(field) = &provider.spec().scope else {
         return Vec::new();
     };
+    let Place::Body(name) = field.place else {
+        panic!("{provider}: scopes outside the body have no request example");
+    };
     let request = document_request(provider);
-    match request.get(field.property) {
-        Some(Value::String(scopes)) => scopes.split_whitespace().map(str::to_owned).collect(),
-        _ => panic!(
-            "{provider}: the request example has no `{}`",
-            field.property
-        ),
+    match request.get(name) {
+        Some(Value::String(scopes)) => {
+            let separator = if field.join == ScopeJoin::Comma {
+                ','
+            } else {
+                ' '
+            };
+            scopes
+                .split(separator)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }
+        Some(Value::Array(scopes)) => scopes
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect(),
+        _ => panic!("{provider}: the request example has no `{name}`"),
     }
 }
 

@@ -56,12 +56,10 @@ impl Respond for Minter {
     fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let token = format!("{CANARY_TOKEN}-{n}");
-        ResponseTemplate::new(200).set_body_json(success(
+        minted(
             self.provider,
-            &token,
-            "Bearer",
-            json!(3600),
-        ))
+            success(self.provider, &token, "Bearer", json!(3600)),
+        )
     }
 }
 
@@ -76,7 +74,7 @@ enum Endpoint {
 async fn token_endpoint(provider: Provider, endpoint: Endpoint) -> (MockServer, Arc<AtomicUsize>) {
     let server = MockServer::start().await;
     let minted = Arc::new(AtomicUsize::new(0));
-    let mock = Mock::given(method("POST")).and(path(route(provider)));
+    let mock = Mock::given(method(provider.spec().method)).and(path(route(provider)));
     match endpoint {
         Endpoint::Minting => {
             mock.respond_with(Minter {

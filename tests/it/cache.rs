@@ -12,7 +12,7 @@ use common::*;
 use paytokens::autopay::Autopay;
 use paytokens::pyng_billing::{PyngBilling, Scope};
 use paytokens::{
-    Adapter as _, CachePolicy, Config, Credentials, ExposeSecret, ManualClock, Source, TokenCache,
+    CachePolicy, Config, Credentials, ExposeSecret, ManualClock, Provider, Source, TokenCache,
     TokenError, TokenSource,
 };
 use serde_json::json;
@@ -30,7 +30,7 @@ impl Respond for Minter {
     fn respond(&self, _: &Request) -> ResponseTemplate {
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let body = success(
-            Autopay::provider(),
+            Provider::of::<Autopay>(),
             &format!("token-{n}"),
             "Bearer",
             json!(self.lifetime),
@@ -128,7 +128,7 @@ async fn refresh_failing_with_503_serves_the_valid_token_then_errors_then_recove
     let server = MockServer::start().await;
     let clock = ManualClock::new();
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(good(Autopay::provider())))
+        .respond_with(ResponseTemplate::new(200).set_body_json(good(Provider::of::<Autopay>())))
         .up_to_n_times(1)
         .mount(&server)
         .await;
@@ -185,7 +185,7 @@ async fn minting_server_on(server: &MockServer, lifetime: u64) -> Arc<AtomicUsiz
         fn respond(&self, _: &Request) -> ResponseTemplate {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             let body = success(
-                Autopay::provider(),
+                Provider::of::<Autopay>(),
                 &format!("fresh-{n}"),
                 "Bearer",
                 json!(self.1),
@@ -206,11 +206,11 @@ async fn invalid_client_on_refresh_is_returned_at_once_without_a_retry_storm() {
     let server = MockServer::start().await;
     let clock = ManualClock::new();
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(good(Autopay::provider())))
+        .respond_with(ResponseTemplate::new(200).set_body_json(good(Provider::of::<Autopay>())))
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    let (refusal_body, _, _) = refusal(Autopay::provider());
+    let (refusal_body, _, _) = refusal(Provider::of::<Autopay>());
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(401).set_body_json(refusal_body))
         .mount(&server)

@@ -10,12 +10,12 @@ use std::time::Duration;
 use common::quick;
 use paytokens::autopay::Autopay;
 use paytokens::sandbox::{Fault, Sandbox};
-use paytokens::{Adapter as _, CachePolicy, Config, ManualClock, Source, TokenCache};
+use paytokens::{CachePolicy, Config, ManualClock, Provider, Source, TokenCache};
 
 async fn fault_during_refresh(fault: Fault) {
     let sandbox = Sandbox::start().await.unwrap();
     let clock = ManualClock::new();
-    let autopay = Autopay::provider();
+    let autopay = Provider::of::<Autopay>();
     let config = Config::new(sandbox.credentials(autopay))
         .base_url(sandbox.base_url(autopay))
         .http(quick(2));

@@ -344,7 +344,7 @@ async fn help_documents_the_exit_codes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_fetches_from_all_four_and_the_second_round_mints_nothing() {
+async fn demo_fetches_from_every_provider_and_the_second_round_mints_nothing() {
     let out = run(&["demo"], &[], None).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
@@ -356,7 +356,10 @@ async fn demo_fetches_from_all_four_and_the_second_round_mints_nothing() {
         assert!(row.contains("Bearer"), "{row}");
     }
     assert!(
-        stdout.contains("4 tokens served from the cache") && stdout.contains(", 0 new mints."),
+        stdout.contains(&format!(
+            "{} tokens served from the cache",
+            Provider::all().len()
+        )) && stdout.contains(", 0 new mints."),
         "{stdout}"
     );
     assert!(!stdout.contains("sbx_"), "the demo shows no token");
@@ -405,6 +408,11 @@ async fn usage_errors_never_echo_what_was_mistyped() {
         .join(", ");
     let unknown_scope = format!("a --scope for pyng-billing is not one of {scopes}");
     let no_such_option = "`paytokens token` has no such option";
+    let ids: Vec<&str> = Provider::all().map(Provider::id).collect();
+    let unknown_provider = format!(
+        "the provider (first argument of `paytokens token`) is not one of {}",
+        ids.join(", ")
+    );
     let port = "the value of --port is not a port number from 0 to 65535";
     // Each invocation, and what stderr must say about which argument was wrong.
     let cases: Vec<(Vec<String>, &str)> = vec![
@@ -426,8 +434,7 @@ async fn usage_errors_never_echo_what_was_mistyped() {
         ),
         (
             words(&["token", TYPED, "--client-id", "x"]),
-            "the provider (first argument of `paytokens token`) is not one of \
-             pyng-billing, pyng-checkout, autopay, singapay",
+            &unknown_provider,
         ),
         (token(&[TYPED]), "unexpected argument to `paytokens token`"),
         (
@@ -594,15 +601,41 @@ async fn help_and_version_keep_clap_output_and_exit_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_help_says_the_pyng_providers_need_a_scope_and_lists_billings() {
+async fn token_help_says_which_providers_need_a_scope_and_lists_declared_ones() {
     let out = run(&["token", "--help"], &[], None).await;
     let help = text(&out.stdout);
+    // Clap wraps the help: compare it with its whitespace collapsed.
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let required: Vec<&str> = Provider::all()
+        .filter(|p| p.spec().scope.as_ref().is_some_and(|s| s.required))
+        .map(Provider::id)
+        .collect();
+    assert!(!required.is_empty());
+    let (last, rest) = required.split_last().unwrap();
+    let listed = match rest {
+        [] => (*last).to_owned(),
+        rest => format!("{} and {last}", rest.join(", ")),
+    };
     assert!(
-        help.contains("pyng-billing and pyng-checkout require at least one"),
+        help.contains(&format!("{listed} require at least one")),
         "{help}"
     );
-    for scope in paytokens::pyng_billing::Scope::ALL {
-        assert!(help.contains(scope.as_str()), "{scope:?}: {help}");
+    for provider in Provider::all() {
+        for scope in provider
+            .spec()
+            .scope
+            .iter()
+            .flat_map(|s| s.declared)
+            .flatten()
+        {
+            assert!(help.contains(scope), "{provider} {scope}: {help}");
+        }
+        for env in provider.spec().environments() {
+            assert!(
+                help.contains(&format!("{provider}: ")),
+                "{provider} {env}: {help}"
+            );
+        }
     }
 }
 
@@ -1296,5 +1329,63 @@ async fn runs_started_together_mint_once_through_either_store() {
             "{store}: different tokens: {tokens:?}"
         );
         assert_eq!(sandbox.mints(autopay), 1, "{store}: mints for {RUNS} runs");
+    }
+}
+
+/// What a provider's spec does not take is a usage error, never dropped:
+/// `--scope` for a provider without a scopes role, a header flag for a
+/// provider that does not declare that header, an environment its spec does
+/// not name, `--env` with `--base-url`. Nothing is fetched (no server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_spec_does_not_take_is_a_usage_error() {
+    let scopeless = Provider::all().find(|p| p.spec().scope.is_none()).unwrap();
+    let header = Provider::all()
+        .flat_map(|p| p.spec().headers.iter().map(move |h| (p, h)))
+        .next()
+        .unwrap();
+    let headerless = Provider::all()
+        .find(|p| p.spec().headers.iter().all(|h| h.name != header.1.name))
+        .unwrap();
+    let flag = {
+        let lower = header.1.name.to_ascii_lowercase();
+        format!("--{}", lower.strip_prefix("x-").unwrap_or(&lower))
+    };
+    let base = ["--base-url", "http://127.0.0.1:9", "--client-id", "x"];
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            [&["token", scopeless.id()][..], &base, &["--scope", "read"]].concat(),
+            format!("{scopeless} takes no scopes"),
+        ),
+        (
+            [
+                &["token", headerless.id()][..],
+                &base,
+                &[flag.as_str(), "v"],
+            ]
+            .concat(),
+            format!("{flag} is not a flag of {headerless}"),
+        ),
+        (
+            vec![
+                "token",
+                scopeless.id(),
+                "--client-id",
+                "x",
+                "--env",
+                "nowhere",
+            ],
+            format!("{scopeless} has no environment `nowhere`"),
+        ),
+        (
+            [&["token", scopeless.id()][..], &base, &["--env", "sandbox"]].concat(),
+            "pass --base-url or --env, not both".to_owned(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = run(&args, &[("PAYTOKENS_CLIENT_SECRET", CANARY_SECRET)], None).await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        assert_no_canary(&stderr);
     }
 }

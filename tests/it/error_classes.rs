@@ -8,16 +8,19 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use paytokens::TokenSource as _;
-use paytokens::{Auth, Credentials, HttpOptions, Provider, TokenError, TransientCause};
+use paytokens::{
+    Auth, Credentials, Expect, Expiry, Field, HttpOptions, Provider, TimeFormat, TokenError,
+    TransientCause,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use wiremock::matchers::method;
+use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// Serves `template` for every POST and returns the server.
 async fn serve(template: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
+    Mock::given(any())
         .respond_with(template)
         .mount(&server)
         .await;
@@ -37,20 +40,42 @@ async fn fetch(
     (result, requests)
 }
 
-/// The object holding the token fields (the one with `access_token`): the
-/// body, or a wrapper's member (Singapay's `data`).
-fn token_fields(body: &mut Value) -> &mut serde_json::Map<String, Value> {
-    fn find(value: &mut Value) -> Option<&mut serde_json::Map<String, Value>> {
-        if value.get("access_token").is_some() {
-            return value.as_object_mut();
-        }
-        match value {
-            Value::Object(members) => members.values_mut().find_map(find),
-            Value::Array(items) => items.iter_mut().find_map(find),
-            _ => None,
+/// The object holding the token (the body, or a wrapper's member such as
+/// Singapay's `data`), found by the path of the spec's token role.
+fn token_fields(provider: Provider, body: &mut Value) -> &mut serde_json::Map<String, Value> {
+    let path = provider.spec().answer.token.path;
+    let mut at = body;
+    for name in &path[..path.len() - 1] {
+        at = at
+            .get_mut(*name)
+            .expect("the success body has the token's parents");
+    }
+    at.as_object_mut().expect("the token's parent is an object")
+}
+
+/// Sets (or, with `None`, removes) the member of a field role.
+fn edit_field(body: &mut Value, field: &Field, value: Option<Value>) {
+    match value {
+        Some(value) => field.set(body, value),
+        None => {
+            let (last, parents) = field.path.split_last().unwrap();
+            let parent = Field {
+                path: parents,
+                name: "",
+            };
+            if let Some(Value::Object(members)) = parent_mut(body, &parent) {
+                members.remove(*last);
+            }
         }
     }
-    find(body).expect("the success body has an access_token")
+}
+
+fn parent_mut<'v>(body: &'v mut Value, field: &Field) -> Option<&'v mut Value> {
+    let mut at = body;
+    for name in field.path {
+        at = at.get_mut(*name)?;
+    }
+    Some(at)
 }
 
 fn invalid_problem(
@@ -120,13 +145,13 @@ async fn server_errors_are_transient_and_retried_up_to_the_attempt_limit() {
 async fn a_transient_failure_followed_by_success_yields_the_token() {
     for provider in Provider::all() {
         let server = MockServer::start().await;
-        Mock::given(method("POST"))
+        Mock::given(any())
             .respond_with(ResponseTemplate::new(503))
             .up_to_n_times(1)
             .mount(&server)
             .await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(good(provider)))
+        Mock::given(any())
+            .respond_with(minted(provider, good(provider)))
             .mount(&server)
             .await;
         let token = source(provider, &server.uri(), quick(3))
@@ -197,9 +222,7 @@ async fn retry_after_within_the_cap_is_honoured_by_retrying() {
 #[tokio::test]
 async fn a_slow_answer_times_out_as_transient_naming_the_endpoint_and_timeout() {
     for provider in Provider::all() {
-        let slow = ResponseTemplate::new(200)
-            .set_body_json(good(provider))
-            .set_delay(Duration::from_secs(5));
+        let slow = minted(provider, good(provider)).set_delay(Duration::from_secs(5));
         let server = serve(slow).await;
         let base = format!("{}/api", server.uri());
         let err = source(provider, &base, quick(1)).fetch().await.unwrap_err();
@@ -435,9 +458,11 @@ async fn redirects_are_never_followed() {
 
 #[tokio::test]
 async fn unusable_success_bodies_are_invalid_responses_naming_the_problem() {
-    let raw =
-        |body: &str| ResponseTemplate::new(200).set_body_raw(body.to_owned(), "application/json");
     for provider in Provider::all() {
+        let status = ok(provider);
+        let raw = |body: &str| {
+            ResponseTemplate::new(status).set_body_raw(body.to_owned(), "application/json")
+        };
         let cases = [
             (raw(""), "body is empty"),
             (
@@ -460,172 +485,207 @@ async fn unusable_success_bodies_are_invalid_responses_naming_the_problem() {
     }
 }
 
+/// A field's own member name, which every problem with it names.
+fn leaf(field: &Field) -> String {
+    field.path.last().copied().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
 async fn bad_token_fields_are_invalid_responses_naming_the_field() {
-    type Edit = fn(&mut serde_json::Map<String, Value>);
-    let cases: [(&str, Edit, &str); 12] = [
-        (
-            "missing token",
-            |f| {
-                f.remove("access_token");
-            },
-            "access_token",
-        ),
-        (
-            "empty token",
-            |f| {
-                f.insert("access_token".into(), json!(""));
-            },
-            "access_token is empty",
-        ),
-        (
-            "null token",
-            |f| {
-                f.insert("access_token".into(), Value::Null);
-            },
-            "access_token",
-        ),
-        (
-            "mac type",
-            |f| {
-                f.insert("token_type".into(), json!("mac"));
-            },
-            "`mac`, not Bearer",
-        ),
-        (
-            "empty type",
-            |f| {
-                f.insert("token_type".into(), json!(""));
-            },
-            "token_type is empty, not Bearer",
-        ),
-        (
-            "token as type",
-            |f| {
-                f.insert("token_type".into(), json!(CANARY_TOKEN));
-            },
-            "token_type is not Bearer",
-        ),
-        (
-            "zero lifetime",
-            |f| {
-                f.insert("expires_in".into(), json!(0));
-            },
-            "expires_in is 0",
-        ),
-        (
-            "negative lifetime",
-            |f| {
-                f.insert("expires_in".into(), json!(-1));
-            },
-            "expires_in is -1",
-        ),
-        (
-            "fractional lifetime",
-            |f| {
-                f.insert("expires_in".into(), json!(1.5));
-            },
-            "expires_in",
-        ),
-        (
-            "absurd lifetime",
-            |f| {
-                f.insert("expires_in".into(), json!(1e20));
-            },
-            "expires_in",
-        ),
-        (
-            "huge integer",
-            |f| {
-                f.insert("expires_in".into(), json!(99_999_999_999i64));
-            },
-            "expires_in",
-        ),
-        (
-            "missing lifetime",
-            |f| {
-                f.remove("expires_in");
-            },
-            "expires_in",
-        ),
-    ];
     for provider in Provider::all() {
-        for (name, edit, expected) in cases {
+        let answer = &provider.spec().answer;
+        let token = answer.token.name;
+        // (case, field, new value or None to remove, what the problem says)
+        let mut cases: Vec<(&str, &Field, Option<Value>, String)> = vec![
+            // A member the schema requires is missed by the schema (naming
+            // it), an optional one by the role: either names the member.
+            ("missing token", &answer.token, None, leaf(&answer.token)),
+            (
+                "empty token",
+                &answer.token,
+                Some(json!("")),
+                format!("{token} is empty"),
+            ),
+            (
+                "null token",
+                &answer.token,
+                Some(Value::Null),
+                leaf(&answer.token),
+            ),
+            (
+                "number token",
+                &answer.token,
+                Some(json!(7)),
+                leaf(&answer.token),
+            ),
+        ];
+        if let Some(field) = &answer.token_type {
+            let name = field.name;
+            cases.extend([
+                (
+                    "mac type",
+                    field,
+                    Some(json!("mac")),
+                    "`mac`, not Bearer".to_owned(),
+                ),
+                (
+                    "empty type",
+                    field,
+                    Some(json!("")),
+                    format!("{name} is empty, not Bearer"),
+                ),
+                (
+                    "token as type",
+                    field,
+                    Some(json!(CANARY_TOKEN)),
+                    format!("{name} is not Bearer"),
+                ),
+            ]);
+        }
+        match &answer.expiry {
+            Expiry::In(field) => {
+                let name = field.name;
+                cases.extend([
+                    (
+                        "zero lifetime",
+                        field,
+                        Some(json!(0)),
+                        format!("{name} is 0"),
+                    ),
+                    (
+                        "negative lifetime",
+                        field,
+                        Some(json!(-1)),
+                        format!("{name} is -1"),
+                    ),
+                    (
+                        "fractional lifetime",
+                        field,
+                        Some(json!(1.5)),
+                        name.to_owned(),
+                    ),
+                    ("absurd lifetime", field, Some(json!(1e20)), name.to_owned()),
+                    (
+                        "huge integer",
+                        field,
+                        Some(json!(99_999_999_999i64)),
+                        name.to_owned(),
+                    ),
+                    ("missing lifetime", field, None, leaf(field)),
+                ]);
+            }
+            Expiry::At(field, format) => {
+                let name = field.name;
+                let past = match format {
+                    TimeFormat::DateTime => json!("2001-01-01T00:00:00Z"),
+                    TimeFormat::UnixSeconds => json!(978_307_200),
+                };
+                cases.extend([
+                    (
+                        "lifetime in the past",
+                        field,
+                        Some(past),
+                        format!("{name} is not after the time the request was sent"),
+                    ),
+                    ("not a time", field, Some(json!(true)), leaf(field)),
+                    ("missing lifetime", field, None, leaf(field)),
+                ]);
+            }
+        }
+        for (case, field, value, expected) in cases {
             let mut body = good(provider);
-            edit(token_fields(&mut body));
-            let (result, _) = fetch(
-                provider,
-                ResponseTemplate::new(200).set_body_json(body),
-                quick(1),
-            )
-            .await;
+            edit_field(&mut body, field, value);
+            let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
             let problem = invalid_problem(provider, result);
-            assert!(problem.contains(expected), "{provider} {name}: {problem}");
+            assert!(problem.contains(&expected), "{provider} {case}: {problem}");
         }
     }
 }
 
 #[tokio::test]
-async fn non_numeric_expires_in_is_an_invalid_response() {
+async fn non_numeric_lifetimes_are_invalid_responses() {
     for provider in Provider::all() {
-        for text in ["abc", "3600s", "1.5", "-1", ""] {
-            let body = success(provider, CANARY_TOKEN, "Bearer", json!(text));
-            let (result, _) = fetch(
-                provider,
-                ResponseTemplate::new(200).set_body_json(body),
-                quick(1),
-            )
-            .await;
+        let answer = &provider.spec().answer;
+        let (field, texts): (&Field, &[&str]) = match &answer.expiry {
+            Expiry::In(field) => (field, &["abc", "3600s", "1.5", "-1", ""]),
+            Expiry::At(field, TimeFormat::DateTime) => (
+                field,
+                &["abc", "2026-13-01T00:00:00Z", "tomorrow", "1767225600", ""],
+            ),
+            Expiry::At(field, TimeFormat::UnixSeconds) => (field, &["abc", ""]),
+        };
+        for text in texts {
+            let mut body = good(provider);
+            field.set(&mut body, json!(text));
+            let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
             let problem = invalid_problem(provider, result);
             assert!(
-                problem.contains("expires_in"),
+                problem.contains(field.name),
                 "{provider} {text:?}: {problem}"
             );
         }
     }
 }
 
+/// A success body whose envelope's conditions (`x-paytokens-expect`) fail
+/// is an invalid response naming the member: Singapay's `success: false`,
+/// or a `status` that disagrees with HTTP.
 #[tokio::test]
-async fn singapay_success_false_inside_a_200_is_an_invalid_response() {
-    let singapay = provider("singapay");
-    let (body, _, _) = refusal(singapay);
-    let mut body = body;
-    body["status"] = json!(200);
-    let (result, _) = fetch(
-        singapay,
-        ResponseTemplate::new(200).set_body_json(body),
-        quick(1),
-    )
-    .await;
-    let problem = invalid_problem(singapay, result);
-    assert!(problem.contains("success is false"), "{problem}");
+async fn an_envelope_condition_not_met_is_an_invalid_response_naming_it() {
+    let mut checked = 0;
+    for provider in Provider::all() {
+        for (field, expect) in provider.spec().answer.expect {
+            let wrong = match expect {
+                Expect::Value(text) => match serde_json::from_str::<Value>(text).unwrap() {
+                    Value::Bool(b) => json!(!b),
+                    _ => json!("something else"),
+                },
+                Expect::HttpStatus => json!(401),
+            };
+            for value in [Some(wrong), None] {
+                let mut body = good(provider);
+                edit_field(&mut body, field, value.clone());
+                let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
+                let problem = invalid_problem(provider, result);
+                assert!(
+                    problem.contains(&format!("`{}`", field.name)),
+                    "{provider} {value:?}: {problem}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "no provider's answer has an envelope condition to check"
+    );
 }
 
+/// A token role nested in an envelope (Singapay's `data`): the envelope
+/// without it is an invalid response naming the path.
 #[tokio::test]
-async fn singapay_success_without_data_is_an_invalid_response() {
-    let singapay = provider("singapay");
-    let body = json!({"status": 200, "success": true});
-    let (result, _) = fetch(
-        singapay,
-        ResponseTemplate::new(200).set_body_json(body),
-        quick(1),
-    )
-    .await;
-    assert!(invalid_problem(singapay, result).contains("`data` is missing"));
-}
-
-#[tokio::test]
-async fn singapay_status_field_disagreeing_with_http_is_an_invalid_response() {
-    let singapay = provider("singapay");
-    let mut body = good(singapay);
-    body["status"] = json!(401);
-    let (result, _) = fetch(
-        singapay,
-        ResponseTemplate::new(200).set_body_json(body),
-        quick(1),
-    )
-    .await;
-    assert!(invalid_problem(singapay, result).contains("status field is 401"));
+async fn an_envelope_without_its_token_member_is_an_invalid_response() {
+    let mut checked = 0;
+    for provider in Provider::all() {
+        let token = &provider.spec().answer.token;
+        let Some((_, parents)) = token.path.split_last().filter(|(_, p)| !p.is_empty()) else {
+            continue;
+        };
+        let parent = Field {
+            path: parents,
+            name: "",
+        };
+        let mut body = good(provider);
+        edit_field(&mut body, &parent, None);
+        let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
+        let problem = invalid_problem(provider, result);
+        assert!(
+            problem.contains(&format!("`{}` is missing", token.name)),
+            "{provider}: {problem}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 0, "no provider nests its token");
 }
 
 #[tokio::test]
@@ -633,12 +693,7 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_is_read() {
     for provider in Provider::all() {
         let huge = "x".repeat(1024 * 1024);
         let body = success(provider, &huge, "Bearer", json!(3600));
-        let (result, _) = fetch(
-            provider,
-            ResponseTemplate::new(200).set_body_json(body),
-            quick(1),
-        )
-        .await;
+        let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
         let problem = invalid_problem(provider, result);
         assert!(
             problem.contains("exceeds the limit of 65536 bytes"),
@@ -650,9 +705,15 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_is_read() {
 #[tokio::test]
 async fn an_undocumented_success_status_is_an_invalid_response() {
     for provider in Provider::all() {
-        let template = ResponseTemplate::new(201).set_body_json(good(provider));
+        let statuses = provider.spec().answer.statuses;
+        let other = (200..=206).find(|s| !statuses.contains(s)).unwrap();
+        let template = ResponseTemplate::new(other).set_body_json(good(provider));
         let (result, _) = fetch(provider, template, quick(1)).await;
-        assert!(invalid_problem(provider, result).contains("unexpected HTTP status 201"));
+        let problem = invalid_problem(provider, result);
+        assert!(
+            problem.contains(&format!("unexpected HTTP status {other}")),
+            "{provider}: {problem}"
+        );
     }
 }
 
@@ -660,13 +721,8 @@ async fn an_undocumented_success_status_is_an_invalid_response() {
 async fn unknown_extra_fields_are_accepted() {
     for provider in Provider::all() {
         let mut body = good(provider);
-        token_fields(&mut body).insert("refresh_hint".into(), json!({"x": [1, 2]}));
-        let (result, _) = fetch(
-            provider,
-            ResponseTemplate::new(200).set_body_json(body),
-            quick(1),
-        )
-        .await;
+        token_fields(provider, &mut body).insert("refresh_hint".into(), json!({"x": [1, 2]}));
+        let (result, _) = fetch(provider, minted(provider, body), quick(1)).await;
         assert!(result.is_ok(), "{provider}: {result:?}");
     }
 }
@@ -678,10 +734,9 @@ async fn a_secret_echoed_in_a_refusal_message_is_masked() {
         let (mut body, _, message) = refusal(provider);
         let echoed = Value::from(format!("bad secret {CANARY_SECRET}"));
         let before = body.clone();
-        replace_members(
-            &mut body,
-            &[("error_description", echoed.clone()), ("message", echoed)],
-        );
+        let field = provider.spec().refusal.message.as_ref();
+        let field = field.unwrap_or_else(|| panic!("{provider}: no error message role"));
+        field.set(&mut body, echoed);
         assert_ne!(
             body, before,
             "{provider}: no message ({message}) to replace"
@@ -849,11 +904,17 @@ fn provider_specific_settings_are_checked_when_built() {
         let spec = provider.spec();
         if spec.default_base_url.is_none() {
             let err = refused(provider, |c| c.base_url = None);
+            let environments: Vec<&str> = spec.environments().collect();
+            let hint = if environments.is_empty() {
+                String::new()
+            } else {
+                format!("choose an environment ({}) or ", environments.join(", "))
+            };
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "invalid {provider} configuration: {provider} has no default host: set the \
-                     base URL"
+                    "invalid {provider} configuration: {provider} has no default host: {hint}set \
+                     the base URL"
                 )
             );
         }
@@ -966,4 +1027,54 @@ fn scopes_for_a_provider_without_scopes_and_a_header_given_twice_are_refused() {
         without_scopes > 0 && with_headers > 0,
         "the specs exercise neither check"
     );
+}
+
+/// An environment the spec names selects its server; one it does not name,
+/// or an environment together with a base URL, is refused naming the
+/// environments there are; a provider with environments and no default
+/// host needs one of them or a base URL.
+#[test]
+fn environments_select_the_specs_servers() {
+    let mut checked = 0;
+    for provider in Provider::all() {
+        let spec = provider.spec();
+        let config = || {
+            let mut config = common::config(
+                provider,
+                "https://unused.invalid",
+                Credentials::new(CLIENT_ID, CANARY_SECRET),
+                quick(1),
+            );
+            config.base_url = None;
+            config
+        };
+        for server in spec.servers {
+            let Some(name) = server.environment else {
+                continue;
+            };
+            let source = provider.source(config().environment(name)).unwrap();
+            assert_eq!(source.cache_key().base_url, server.url, "{provider} {name}");
+            checked += 1;
+        }
+        let names: Vec<&str> = spec.environments().collect();
+        let err = provider
+            .source(config().environment("nowhere"))
+            .unwrap_err()
+            .to_string();
+        let expected = if names.is_empty() {
+            "its spec names: none".to_owned()
+        } else {
+            format!("its spec names: {}", names.join(", "))
+        };
+        assert!(
+            err.contains("no `nowhere` environment") && err.contains(&expected),
+            "{err}"
+        );
+        let both = config()
+            .base_url("https://pay.invalid")
+            .environment("sandbox");
+        let err = provider.source(both).unwrap_err().to_string();
+        assert!(err.contains("not both"), "{provider}: {err}");
+    }
+    assert!(checked > 0, "no spec names an environment");
 }

@@ -125,7 +125,11 @@ async fn singapay_client_decodes_expires_in_sent_as_a_string() {
         singapay_client::ResponseGuard::new(64 * 1024),
     );
     let token = client
-        .request_token("b3ed7d4b-a96c-6c08-b3c7-12c3124242d9", &grant_type())
+        .request_token(
+            singapay_client::types::RequestTokenAccept::ApplicationJson,
+            "b3ed7d4b-a96c-6c08-b3c7-12c3124242d9",
+            &grant_type(),
+        )
         .await
         .unwrap()
         .into_inner();
@@ -149,7 +153,11 @@ async fn singapay_client_types_the_documented_401_as_an_error_response() {
         singapay_client::ResponseGuard::new(64 * 1024),
     );
     let err = client
-        .request_token("partner", &grant_type())
+        .request_token(
+            singapay_client::types::RequestTokenAccept::ApplicationJson,
+            "partner",
+            &grant_type(),
+        )
         .await
         .unwrap_err();
     let singapay_client::Error::ErrorResponse(response) = err else {

@@ -21,8 +21,10 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use common::*;
-use paytokens::{Provider, TokenCache, TokenError};
+use paytokens::{Expiry, Field, Provider, TimeFormat, TokenCache, TokenError};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::any;
@@ -114,6 +116,16 @@ const SPECIFIC: &[(&str, &str, Outcome)] = &[
 ];
 
 fn expected(provider: Provider, case: &str) -> Option<Outcome> {
+    // A provider whose answer has no token type (its spec gives the
+    // documented one) ignores a `token_type` member, or its absence (the
+    // bad bytes of `invalid-utf8` are in that member).
+    if provider.spec().answer.token_type.is_none()
+        && (case == "missing-token-type"
+            || case == "invalid-utf8"
+            || case.starts_with("token-type-"))
+    {
+        return Some(Minted);
+    }
     let common = COMMON.iter().find(|(c, _)| *c == case).map(|(_, o)| *o);
     let specific = SPECIFIC
         .iter()
@@ -190,71 +202,241 @@ fn shaped(provider: Provider, shape: Option<&str>, status: u16, body: Vec<u8>) -
         None => body,
         Some("refusal") => {
             let (mut refusal, _, _) = refusal(provider);
-            replace_numbers(&mut refusal, &["status", "code"], status);
+            replace_numbers(&mut refusal, status);
             refusal.to_string().into_bytes()
         }
-        Some("token") => {
-            // The success example with its token object replaced by a
-            // marker, then the marker by the case's bytes (which need not be
-            // valid JSON, or UTF-8).
-            const MARKER: &str = "\"@@TOKEN-OBJECT@@\"";
-            let mut envelope = document_success(provider);
-            if envelope.get("access_token").is_some() {
-                return body;
-            }
-            replace_token_object(&mut envelope);
-            let text = envelope.to_string();
-            let at = text.find(MARKER).expect("the example holds a token object");
-            [
-                &text.as_bytes()[..at],
-                &body,
-                &text.as_bytes()[at + MARKER.len()..],
-            ]
-            .concat()
-        }
+        Some("token") => token_shaped(provider, body),
         Some(other) => panic!("unknown shape {other}"),
     }
 }
 
-/// Replaces the object holding `access_token` with the marker string.
-fn replace_token_object(value: &mut serde_json::Value) -> bool {
-    let Some(members) = value.as_object_mut() else {
-        return false;
-    };
-    for member in members.values_mut() {
-        if member.get("access_token").is_some() {
-            *member = json!("@@TOKEN-OBJECT@@");
-            return true;
-        }
-        if replace_token_object(member) {
-            return true;
-        }
-    }
-    false
-}
+/// The corpus writes token objects in RFC 6749's names; these are the
+/// roles they stand for.
+const RFC_TOKEN: &str = "access_token";
+const RFC_TYPE: &str = "token_type";
+const RFC_LIFETIME: &str = "expires_in";
+const RFC_SCOPE: &str = "scope";
 
-/// Sets every number member named in `names`, anywhere, to `to`.
-fn replace_numbers(value: &mut serde_json::Value, names: &[&str], to: u16) {
-    match value {
-        serde_json::Value::Object(members) => {
-            for (key, member) in members.iter_mut() {
-                if member.is_number() && names.contains(&key.as_str()) {
-                    *member = json!(to);
-                } else {
-                    replace_numbers(member, names, to);
+/// A case's RFC 6749 token object in `provider`'s answer: each member put
+/// at the path of its role (a lifetime in seconds becomes the absolute time
+/// that far ahead where the spec's answer gives one), others beside the
+/// token, inside the provider's success example. A body that is not one
+/// JSON object with each member once (truncated, not UTF-8, a duplicate
+/// key) keeps its bytes: its keys are renamed to the roles' members and it
+/// is put where the example has the token's object.
+fn token_shaped(provider: Provider, body: Vec<u8>) -> Vec<u8> {
+    let answer = &provider.spec().answer;
+    let expiry = match &answer.expiry {
+        Expiry::In(field) | Expiry::At(field, _) => field,
+    };
+    let parents = &answer.token.path[..answer.token.path.len() - 1];
+    let text = String::from_utf8_lossy(&body);
+    let once = [RFC_TOKEN, RFC_TYPE, RFC_LIFETIME, RFC_SCOPE]
+        .iter()
+        .all(|key| text.matches(&format!("\"{key}\"")).count() <= 1);
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body);
+    let mut example = document_success(provider);
+    // The example without its own role members.
+    for field in [
+        Some(&answer.token),
+        answer.token_type.as_ref(),
+        Some(expiry),
+        answer.scopes.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        remove(&mut example, field.path);
+    }
+    if let (true, Ok(serde_json::Value::Object(members))) = (once, parsed) {
+        for (key, value) in members {
+            let field = match key.as_str() {
+                RFC_TOKEN => Some(&answer.token),
+                RFC_TYPE => answer.token_type.as_ref(),
+                RFC_LIFETIME => Some(expiry),
+                RFC_SCOPE => answer.scopes.as_ref(),
+                _ => None,
+            };
+            let value = match (key.as_str(), &answer.expiry, value.as_i64()) {
+                (RFC_LIFETIME, Expiry::At(_, format), Some(seconds)) => {
+                    let now = SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let at = now as i64 + seconds;
+                    match format {
+                        TimeFormat::UnixSeconds => json!(at),
+                        TimeFormat::DateTime => json!(paytokens_runtime::format_time(
+                            UNIX_EPOCH + Duration::from_secs(at.max(0) as u64)
+                        )),
+                    }
+                }
+                _ => value,
+            };
+            match field {
+                Some(field) => field.set(&mut example, value),
+                None => {
+                    // Beside the token: in the object holding it.
+                    let mut at = &mut example;
+                    for name in parents {
+                        at = at
+                            .get_mut(*name)
+                            .expect("the example holds the token's parents");
+                    }
+                    at[key.as_str()] = value;
                 }
             }
         }
-        serde_json::Value::Array(items) => {
-            items.iter_mut().for_each(|i| replace_numbers(i, names, to));
+        return example.to_string().into_bytes();
+    }
+    let mut renamed = body;
+    if let Expiry::At(_, format) = &answer.expiry {
+        renamed = absolute_lifetime(&renamed, *format);
+    }
+    for (key, field) in [
+        (RFC_TOKEN, Some(&answer.token)),
+        (RFC_TYPE, answer.token_type.as_ref()),
+        (RFC_LIFETIME, Some(expiry)),
+        (RFC_SCOPE, answer.scopes.as_ref()),
+    ] {
+        if let Some(leaf) = field.and_then(|f| f.path.last()) {
+            renamed = replace_bytes(
+                &renamed,
+                format!("\"{key}\"").as_bytes(),
+                format!("\"{leaf}\"").as_bytes(),
+            );
+        }
+    }
+    // The example's other members of the token's object (GoCardless's
+    // `refresh`), first in the raw object.
+    let mut siblings = &example;
+    for name in parents {
+        siblings = &siblings[*name];
+    }
+    if let (Some(members), Some(open)) = (
+        siblings.as_object(),
+        renamed.iter().position(|b| *b == b'{'),
+    ) {
+        let extra: String = members
+            .iter()
+            .map(|(k, v)| format!("{}: {v}, ", json!(k)))
+            .collect();
+        renamed = [&renamed[..=open], extra.as_bytes(), &renamed[open + 1..]].concat();
+    }
+    if parents.is_empty() {
+        return renamed;
+    }
+    // Put where the example has the token's object, by a marker.
+    const MARKER: &str = "@@TOKEN-OBJECT@@";
+    Field {
+        path: parents,
+        name: "",
+    }
+    .set(&mut example, json!(MARKER));
+    let text = example.to_string();
+    let quoted = format!("\"{MARKER}\"");
+    let at = text.find(&quoted).expect("the marker is in the example");
+    [
+        &text.as_bytes()[..at],
+        &renamed,
+        &text.as_bytes()[at + quoted.len()..],
+    ]
+    .concat()
+}
+
+/// `bytes` with an `"expires_in": N` (whole seconds) written as the
+/// absolute time N seconds from now, for a provider that gives one.
+fn absolute_lifetime(bytes: &[u8], format: TimeFormat) -> Vec<u8> {
+    let key = format!("\"{RFC_LIFETIME}\"");
+    let Some(start) = bytes.windows(key.len()).position(|w| w == key.as_bytes()) else {
+        return bytes.to_vec();
+    };
+    let mut end = start + key.len();
+    while end < bytes.len() && matches!(bytes[end], b' ' | b':') {
+        end += 1;
+    }
+    let digits = bytes[end..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let Ok(seconds) = std::str::from_utf8(&bytes[end..end + digits])
+        .unwrap_or("")
+        .parse::<u64>()
+    else {
+        return bytes.to_vec();
+    };
+    let at = SystemTime::now() + Duration::from_secs(seconds);
+    let value = match format {
+        TimeFormat::DateTime => json!(paytokens_runtime::format_time(at)),
+        TimeFormat::UnixSeconds => json!(at.duration_since(UNIX_EPOCH).unwrap().as_secs()),
+    };
+    let member = format!("{key}: {value}");
+    [&bytes[..start], member.as_bytes(), &bytes[end + digits..]].concat()
+}
+
+/// `bytes` with every `from` replaced by `to`.
+fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Removes the member at `path`, if there is one.
+fn remove(value: &mut serde_json::Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = value;
+    for name in parents {
+        let Some(next) = at.get_mut(*name) else {
+            return;
+        };
+        at = next;
+    }
+    if let Some(members) = at.as_object_mut() {
+        members.remove(*last);
+    }
+}
+
+/// Sets every number member that is an HTTP status (100 to 599), anywhere,
+/// to `to`: the status numbers an error example holds (Singapay's `status`
+/// and `error.code`).
+fn replace_numbers(value: &mut serde_json::Value, to: u16) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.values_mut().for_each(|m| replace_numbers(m, to));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|i| replace_numbers(i, to)),
+        serde_json::Value::Number(n) if n.as_u64().is_some_and(|n| (100..600).contains(&n)) => {
+            *value = json!(to);
         }
         _ => {}
     }
 }
 
+/// A case's status for `provider`: 200 stands for the status the spec
+/// gives a token, any other 2xx for one it does not document.
+fn status_for(provider: Provider, status: u16) -> u16 {
+    let statuses = provider.spec().answer.statuses;
+    match status {
+        200 => statuses[0],
+        201..=299 => (200..=206).find(|s| !statuses.contains(s)).unwrap(),
+        other => other,
+    }
+}
+
 /// A raw HTTP/1.1 server for what wiremock cannot do: a body that drips, or
 /// a connection reset in the middle of the body. Serves one connection.
-async fn raw_server(body: Vec<u8>, reset: bool) -> String {
+async fn raw_server(body: Vec<u8>, reset: bool, status: u16) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -270,7 +452,7 @@ async fn raw_server(body: Vec<u8>, reset: bool) -> String {
         }
         let declared = if reset { body.len() + 100 } else { body.len() };
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
+            "HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {declared}\r\n\r\n"
         );
         let _ = socket.write_all(head.as_bytes()).await;
         if reset {
@@ -293,10 +475,11 @@ async fn raw_server(body: Vec<u8>, reset: bool) -> String {
 
 /// Serves `case` and returns the base URL to fetch from.
 async fn serve(provider: Provider, case: Case, elsewhere: &str) -> (String, Option<MockServer>) {
-    let mut body = shaped(provider, case.shape.as_deref(), case.status, case.body);
+    let status = status_for(provider, case.status);
+    let mut body = shaped(provider, case.shape.as_deref(), status, case.body);
     match case.mode.as_deref() {
-        Some("drip") => return (raw_server(body, false).await, None),
-        Some("reset") => return (raw_server(body, true).await, None),
+        Some("drip") => return (raw_server(body, false, status).await, None),
+        Some("reset") => return (raw_server(body, true, status).await, None),
         Some(mode) if mode.starts_with("huge ") => {
             let size: usize = mode[5..].parse().unwrap();
             body = format!("{{\"access_token\":\"{}\"}}", "x".repeat(size)).into_bytes();
@@ -310,7 +493,7 @@ async fn serve(provider: Provider, case: Case, elsewhere: &str) -> (String, Opti
         Some(other) => panic!("unknown mode {other}"),
         None => {}
     }
-    let mut template = ResponseTemplate::new(case.status).set_body_bytes(body);
+    let mut template = ResponseTemplate::new(status).set_body_bytes(body);
     for (name, value) in case.headers {
         template = template.insert_header(
             name.as_str(),

@@ -11,8 +11,8 @@ use common::{CANARY_SECRET, assert_no_canary, assert_result_leaks_nothing, quick
 use paytokens::TokenSource as _;
 use paytokens::sandbox::{Fault, RequestRecord, Sandbox, SandboxClient};
 use paytokens::{
-    Adapter as _, AnySource, Config, Credentials, ExposeSecret, HttpOptions, Provider, Source,
-    TokenCache, TokenError,
+    AnySource, Auth, Config, Credentials, ExposeSecret, HttpOptions, ParamValue, Place, Provider,
+    Source, TokenCache, TokenError,
 };
 
 /// A source for `provider` against the sandbox with `credentials`.
@@ -86,7 +86,7 @@ async fn a_wrong_secret_is_rejected_in_each_providers_shape() {
 async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
     use paytokens::pyng_billing::{PyngBilling, Scope};
     let sandbox = Sandbox::start().await.unwrap();
-    let billing = PyngBilling::provider();
+    let billing = Provider::of::<PyngBilling>();
     let mut reader = SandboxClient::demo(billing);
     reader.client_id = "reader".into();
     reader.granted_scopes = vec!["billing:customers:read".into()];
@@ -120,7 +120,7 @@ async fn pyng_billing_refuses_a_scope_the_client_was_not_granted() {
 async fn singapay_refuses_a_wrong_partner_id() {
     use paytokens::singapay::Singapay;
     let sandbox = Sandbox::start().await.unwrap();
-    let singapay = Singapay::provider();
+    let singapay = Provider::of::<Singapay>();
     let config = Config::new(sandbox.credentials(singapay))
         .base_url(sandbox.base_url(singapay))
         .header("X-PARTNER-ID", "not-the-partner")
@@ -194,7 +194,7 @@ async fn a_transient_fault_is_retried_to_success() {
 async fn a_second_round_through_the_cache_mints_nothing() {
     use paytokens::autopay::Autopay;
     let sandbox = Sandbox::start().await.unwrap();
-    let autopay = Autopay::provider();
+    let autopay = Provider::of::<Autopay>();
     let config = Config::new(sandbox.credentials(autopay)).base_url(sandbox.base_url(autopay));
     let cache = TokenCache::new(Source::<Autopay>::new(config).unwrap());
     for _ in 0..100 {
@@ -274,40 +274,111 @@ async fn a_new_request_callback_replaces_the_previous_one() {
     assert_eq!(second.lock().unwrap().len(), 1);
 }
 
+/// A token request as places and values, to edit before sending.
+struct Parts {
+    body: serde_json::Map<String, serde_json::Value>,
+    headers: Vec<(String, String)>,
+    query: Vec<(String, String)>,
+}
+
+impl Parts {
+    fn remove(&mut self, place: Place) {
+        match place {
+            Place::Body(name) => {
+                self.body.remove(name);
+            }
+            Place::Header(name) => self.headers.retain(|(n, _)| n != name),
+            Place::Query(name) => self.query.retain(|(n, _)| n != name),
+        }
+    }
+
+    fn set(&mut self, place: Place, value: &str) {
+        self.remove(place);
+        match place {
+            Place::Body(name) => {
+                self.body.insert(name.to_owned(), value.into());
+            }
+            Place::Header(name) => self.headers.push((name.to_owned(), value.to_owned())),
+            Place::Query(name) => self.query.push((name.to_owned(), value.to_owned())),
+        }
+    }
+}
+
+/// The places of the spec's constants: body properties and parameters.
+fn constant_places(provider: Provider) -> Vec<(Place, &'static str)> {
+    let spec = provider.spec();
+    spec.constants
+        .iter()
+        .map(|(name, value)| (Place::Body(name), *value))
+        .chain(spec.params.iter().filter_map(|p| match p.value {
+            ParamValue::Constant(value) if p.header => Some((Place::Header(p.name), value)),
+            ParamValue::Constant(value) => Some((Place::Query(p.name), value)),
+            _ => None,
+        }))
+        .collect()
+}
+
 /// Sends `provider`'s request example to the sandbox as its demo client
-/// would, with `edit` applied to the body first; returns the status and the
-/// RFC 6749 `error` code or Singapay's `error.code`-style answer as JSON.
+/// would (every part where the spec puts it), with `edit` applied first;
+/// returns the status and the answer as JSON.
 async fn raw_request(
     sandbox: &Sandbox,
     provider: Provider,
-    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    edit: impl FnOnce(&mut Parts),
 ) -> (u16, serde_json::Value) {
     let spec = provider.spec();
     let client = SandboxClient::demo(provider);
-    let serde_json::Value::Object(mut body) = common::document_request(provider) else {
-        panic!("{provider}: the request example is not an object");
+    let body = match spec.content_type {
+        Some(_) => match common::document_request(provider) {
+            serde_json::Value::Object(body) => body,
+            _ => panic!("{provider}: the request example is not an object"),
+        },
+        None => serde_json::Map::new(),
     };
-    edit(&mut body);
+    let mut parts = Parts {
+        body,
+        headers: client.headers.clone(),
+        query: Vec::new(),
+    };
+    for (place, value) in constant_places(provider) {
+        if !matches!(place, Place::Body(_)) {
+            parts.set(place, value);
+        }
+    }
+    if let Auth::Fields {
+        client_id,
+        client_secret,
+    } = spec.auth
+    {
+        parts.set(client_id, &client.client_id);
+        parts.set(client_secret, client.client_secret.expose_secret());
+    }
+    edit(&mut parts);
     let url = format!("{}{}", sandbox.base_url(provider), spec.path);
+    let method = reqwest::Method::from_bytes(spec.method.as_bytes()).unwrap();
     let mut request = reqwest::Client::new()
-        .post(url)
-        .header("content-type", spec.content_type);
-    request = if spec.content_type == "application/x-www-form-urlencoded" {
-        let pairs: Vec<(String, String)> = body
-            .into_iter()
-            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
-            .collect();
-        request.body(serde_urlencoded::to_string(pairs).unwrap())
-    } else {
-        request.body(serde_json::Value::Object(body).to_string())
-    };
-    if spec.auth == paytokens::Auth::Basic {
+        .request(method, url)
+        .query(&parts.query);
+    if let Some(content_type) = spec.content_type {
+        request = request.header("content-type", content_type);
+        request = if content_type == "application/x-www-form-urlencoded" {
+            let pairs: Vec<(String, String)> = parts
+                .body
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                .collect();
+            request.body(serde_urlencoded::to_string(pairs).unwrap())
+        } else {
+            request.body(serde_json::Value::Object(parts.body).to_string())
+        };
+    }
+    if spec.auth == Auth::Basic {
         request = request.basic_auth(
             &client.client_id,
             Some(client.client_secret.expose_secret()),
         );
     }
-    for (name, value) in &client.headers {
+    for (name, value) in &parts.headers {
         request = request.header(name, value);
     }
     let response = request.send().await.unwrap();
@@ -315,10 +386,13 @@ async fn raw_request(
     (status, response.json().await.unwrap())
 }
 
-/// The refusal's `error` member, where the provider's error shape has a
-/// string code (RFC 6749).
-fn error_code(body: &serde_json::Value) -> Option<&str> {
-    body.get("error").and_then(|e| e.as_str())
+/// The refusal's error code, where the spec gives the error code a place
+/// and the provider's code is a string (RFC 6749's).
+fn error_code(provider: Provider, body: &serde_json::Value) -> Option<String> {
+    let refusal = provider.spec().refusal.refusal(body);
+    refusal
+        .code
+        .filter(|code| !code.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[tokio::test]
@@ -326,48 +400,64 @@ async fn refusals_carry_the_rfc_6749_codes() {
     let sandbox = Sandbox::start().await.unwrap();
     for provider in Provider::all() {
         let spec = provider.spec();
-        let grant = spec
-            .constants
-            .iter()
-            .find(|(name, _)| name.replace('_', "").eq_ignore_ascii_case("granttype"))
-            .map(|(name, _)| *name)
-            .unwrap_or_else(|| panic!("{provider}: no grant type constant"));
+        let success = spec.answer.statuses[0];
         // The example as it is: minted.
         let (status, _) = raw_request(&sandbox, provider, |_| {}).await;
-        assert_eq!(status, 200, "{provider}: the request example");
-        // A missing grant type is an invalid request, a wrong one unsupported.
-        let (status, body) = raw_request(&sandbox, provider, |b| {
-            b.remove(grant);
-        })
-        .await;
-        assert_eq!(status, 400, "{provider}: no {grant}");
-        if let Some(code) = error_code(&body) {
-            assert_eq!(code, "invalid_request", "{provider}: no {grant}");
-        }
-        let (status, body) = raw_request(&sandbox, provider, |b| {
-            b.insert(grant.to_owned(), "password".into());
-            // Another constant wrong too: the grant type is reported.
-            for (name, _) in spec.constants.iter().filter(|(n, _)| *n != grant) {
-                b.insert((*name).to_owned(), "wrong".into());
+        assert_eq!(status, success, "{provider}: the request example");
+        let constants = constant_places(provider);
+        let grant = constants
+            .iter()
+            .find(|(place, _)| {
+                place
+                    .name()
+                    .replace('_', "")
+                    .eq_ignore_ascii_case("granttype")
+            })
+            .map(|(place, _)| *place);
+        if let Some(grant) = grant {
+            let name = grant.name();
+            // A missing grant type is an invalid request, a wrong one unsupported.
+            let (status, body) = raw_request(&sandbox, provider, |parts| parts.remove(grant)).await;
+            assert_eq!(status, 400, "{provider}: no {name}");
+            if let Some(code) = error_code(provider, &body) {
+                assert_eq!(code, "invalid_request", "{provider}: no {name}");
             }
-        })
-        .await;
-        assert_eq!(status, 400, "{provider}: wrong {grant}");
-        if let Some(code) = error_code(&body) {
-            assert_eq!(code, "unsupported_grant_type", "{provider}: wrong {grant}");
+            let (status, body) = raw_request(&sandbox, provider, |parts| {
+                parts.set(grant, "password");
+                // Another constant wrong too: the grant type is reported.
+                for (place, _) in constants.iter().filter(|(p, _)| *p != grant) {
+                    parts.set(*place, "wrong");
+                }
+            })
+            .await;
+            assert_eq!(status, 400, "{provider}: wrong {name}");
+            if let Some(code) = error_code(provider, &body) {
+                assert_eq!(code, "unsupported_grant_type", "{provider}: wrong {name}");
+            }
         }
-        // Credentials the spec puts in the body, missing: unauthorized.
-        if let paytokens::Auth::Body {
+        // Every constant wrong alone: refused.
+        for (place, _) in &constants {
+            let (status, _) =
+                raw_request(&sandbox, provider, |parts| parts.set(*place, "wrong")).await;
+            assert_eq!(status, 400, "{provider}: wrong {}", place.name());
+        }
+        // Credentials the spec puts in the request, missing: unauthorized.
+        if let Auth::Fields {
             client_id,
             client_secret,
         } = spec.auth
         {
-            let (status, _) = raw_request(&sandbox, provider, |b| {
-                b.remove(client_id);
-                b.remove(client_secret);
+            let (status, _) = raw_request(&sandbox, provider, |parts| {
+                parts.remove(client_id);
+                parts.remove(client_secret);
             })
             .await;
-            assert_eq!(status, 401, "{provider}: no credentials in the body");
+            assert_eq!(status, 401, "{provider}: no credentials");
+            let (status, _) = raw_request(&sandbox, provider, |parts| {
+                parts.set(client_secret, "not-the-secret");
+            })
+            .await;
+            assert_eq!(status, 401, "{provider}: a wrong secret");
         }
     }
 }

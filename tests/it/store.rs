@@ -38,7 +38,7 @@ use common::*;
 use futures_util::FutureExt as _;
 use paytokens::pyng_billing::PyngBilling;
 use paytokens::{
-    Adapter as _, CachePolicy, CachedToken, Config, Credentials, ExposeSecret, Source, StoreError,
+    CachePolicy, CachedToken, Config, Credentials, ExposeSecret, Provider, Source, StoreError,
     StoreOptions, TokenCache, TokenError, TokenStore,
 };
 use redis_server::RedisServer;
@@ -82,13 +82,14 @@ impl Respond for Minter {
             return ResponseTemplate::new(503);
         }
         if self.reject.load(Ordering::SeqCst) {
-            let (body, _, _) = refusal(PyngBilling::provider());
+            let (body, _, _) = refusal(Provider::of::<PyngBilling>());
             return ResponseTemplate::new(401).set_body_json(body);
         }
+        let billing = Provider::of::<PyngBilling>();
         let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
         let lifetime = self.lifetime.load(Ordering::SeqCst);
         let mut body = success(
-            PyngBilling::provider(),
+            Provider::of::<PyngBilling>(),
             &format!("{CANARY_TOKEN}-{n}"),
             "Bearer",
             json!(lifetime),
@@ -96,8 +97,8 @@ impl Respond for Minter {
         let scope = url::form_urlencoded::parse(&request.body)
             .find(|(name, _)| name == "scope")
             .map(|(_, value)| value.into_owned());
-        if let Some(scope) = scope {
-            replace_members(&mut body, &[("scope", Value::from(scope))]);
+        if let (Some(scope), Some(field)) = (scope, &billing.spec().answer.scopes) {
+            field.set(&mut body, Value::from(scope));
         }
         ResponseTemplate::new(200).set_body_json(body)
     }
@@ -593,7 +594,7 @@ async fn a_rejected_mint_is_shared_until_its_cooldown_ends(kind: Kind) {
     let Err(rejected @ TokenError::Rejected { status: 401, .. }) = first else {
         panic!("{kind:?}: not the provider's rejection: {first:?}");
     };
-    let (_, code, message) = refusal(PyngBilling::provider());
+    let (_, code, message) = refusal(Provider::of::<PyngBilling>());
     let shown = rejected.to_string();
     assert!(shown.contains(&code) && shown.contains(&message), "{shown}");
     assert_eq!(endpoint.requests().await, 1);
@@ -673,7 +674,7 @@ async fn nothing_readable_at_rest(kind: Kind) {
         id.clone(),
         CANARY_SECRET.to_owned(),
         basic(&id, CANARY_SECRET),
-        PyngBilling::provider().id().to_owned(),
+        Provider::of::<PyngBilling>().id().to_owned(),
         endpoint.authority(),
         "billing".to_owned(),
     ]);

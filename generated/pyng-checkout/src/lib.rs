@@ -5,7 +5,15 @@
 //! to [`Client::new_with_client`]): progenitor ignores `securitySchemes`.
 //! Give every call a new [`ResponseGuard`] and read it afterwards; every
 //! response body is read through its byte cap (`paytokens-runtime`).
-#![allow(clippy::all, unused_imports, missing_docs, rustdoc::bare_urls)]
+#![allow(
+    clippy::all,
+    unused_imports,
+    unused_mut,
+    missing_docs,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_rust_codeblocks
+)]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
@@ -211,19 +219,10 @@ Sends a `POST` request to `/checkout/oauth2/token`
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::OAuthError>> {
         let url = format!("{}/checkout/oauth2/token", self.baseurl,);
         let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
             .post(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
             .form_urlencoded(&body)?
             .headers(header_map)
             .build()?;
@@ -269,18 +268,58 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
     id: "pyng-checkout",
     name: "Pyng Checkout",
     spec_file: "specs/pyng-checkout.yaml",
+    servers: &[
+        ::paytokens_runtime::Server {
+            url: "https://sample.pyng.com.au",
+            environment: ::std::option::Option::None,
+            example_host: true,
+        },
+    ],
     default_base_url: ::std::option::Option::None,
     method: "POST",
     path: "/checkout/oauth2/token",
-    content_type: "application/x-www-form-urlencoded",
+    content_type: ::std::option::Option::Some("application/x-www-form-urlencoded"),
     auth: ::paytokens_runtime::Auth::Basic,
+    params: &[],
     headers: &[],
     scope: ::std::option::Option::Some(::paytokens_runtime::ScopeField {
-        property: "scope",
+        place: ::paytokens_runtime::Place::Body("scope"),
+        join: ::paytokens_runtime::ScopeJoin::Space,
         required: true,
         declared: ::std::option::Option::None,
     }),
     constants: &[("grant_type", "client_credentials")],
+    answer: ::paytokens_runtime::AnswerSpec {
+        statuses: &[200u16],
+        token: ::paytokens_runtime::Field {
+            path: &["access_token"],
+            name: "access_token",
+        },
+        token_type: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["token_type"],
+            name: "token_type",
+        }),
+        default_token_type: ::std::option::Option::None,
+        expiry: ::paytokens_runtime::Expiry::In(::paytokens_runtime::Field {
+            path: &["expires_in"],
+            name: "expires_in",
+        }),
+        scopes: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["scope"],
+            name: "scope",
+        }),
+        expect: &[],
+    },
+    refusal: ::paytokens_runtime::RefusalSpec {
+        code: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["error"],
+            name: "error",
+        }),
+        message: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["error_description"],
+            name: "error_description",
+        }),
+    },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some(
             "{\"grant_type\":\"client_credentials\",\"scope\":\"pyng_defined_scope\"}",
@@ -320,38 +359,19 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     fn send<'a>(
         &'a self,
         request: &'a Self::Request,
-        headers: &'a [&'a str],
+        params: &'a [&'a str],
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             ResponseValue<Self::Success>,
             Error<Self::Refusal>,
         >,
     > + Send + 'a {
-        let _ = headers;
-        self.request_token(request)
-    }
-}
-/// The RFC 6749 success shape.
-impl ::paytokens_runtime::TokenResponse for types::TokenResponse {
-    fn into_grant(
-        self,
-    ) -> ::std::result::Result<::paytokens_runtime::Grant, ::std::string::String> {
-        let expires_in = ::std::convert::TryFrom::try_from(self.expires_in)
-            .map_err(|_| "expires_in is out of range".to_owned())?;
-        ::std::result::Result::Ok(::paytokens_runtime::Grant {
-            access_token: self.access_token,
-            token_type: self.token_type,
-            expires_in: ::paytokens_runtime::Lifetime::Seconds(expires_in),
-            scope: ::std::option::Option::Some(self.scope),
-        })
-    }
-}
-/// The RFC 6749 error shape.
-impl ::paytokens_runtime::ErrorResponse for types::OAuthError {
-    fn into_refusal(self) -> ::paytokens_runtime::Refusal {
-        ::paytokens_runtime::Refusal {
-            code: ::std::option::Option::Some(self.error),
-            message: self.error_description,
+        let _ = (request, params);
+        async move {
+            let _param = |i: usize| -> &'a str {
+                params.get(i).copied().unwrap_or_default()
+            };
+            self.request_token(request).await
         }
     }
 }

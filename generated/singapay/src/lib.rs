@@ -5,7 +5,15 @@
 //! to [`Client::new_with_client`]): progenitor ignores `securitySchemes`.
 //! Give every call a new [`ResponseGuard`] and read it afterwards; every
 //! response body is read through its byte cap (`paytokens-runtime`).
-#![allow(clippy::all, unused_imports, missing_docs, rustdoc::bare_urls)]
+#![allow(
+    clippy::all,
+    unused_imports,
+    unused_mut,
+    missing_docs,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_rust_codeblocks
+)]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
 pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
@@ -50,6 +58,62 @@ pub mod types {
     impl ::std::convert::From<i64> for ExpiresIn {
         fn from(value: i64) -> Self {
             Self::Int64(value)
+        }
+    }
+    ///`RequestTokenAccept`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RequestTokenAccept {
+        #[serde(rename = "application/json")]
+        ApplicationJson,
+    }
+    impl ::std::fmt::Display for RequestTokenAccept {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::ApplicationJson => f.write_str("application/json"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RequestTokenAccept {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "application/json" => Ok(Self::ApplicationJson),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RequestTokenAccept {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RequestTokenAccept {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::default::Default for RequestTokenAccept {
+        fn default() -> Self {
+            RequestTokenAccept::ApplicationJson
         }
     }
     ///`TokenData`
@@ -239,33 +303,22 @@ impl Client {
 Sends a `POST` request to `/api/v1.0/access-token/b2b`
 
 Arguments:
+- `accept`: Give back response with JSON format.
 - `x_partner_id`: api_key (please check in merchant dashboard).
 - `body`
 */
     pub async fn request_token<'a>(
         &'a self,
+        accept: types::RequestTokenAccept,
         x_partner_id: &'a str,
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/api/v1.0/access-token/b2b", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(2usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+        header_map.append("Accept", accept.to_string().try_into()?);
         header_map.append("X-PARTNER-ID", x_partner_id.to_string().try_into()?);
         #[allow(unused_mut)]
-        let mut request = self
-            .client
-            .post(url)
-            .header(
-                ::reqwest::header::ACCEPT,
-                ::reqwest::header::HeaderValue::from_static("application/json"),
-            )
-            .json(&body)
-            .headers(header_map)
-            .build()?;
+        let mut request = self.client.post(url).json(&body).headers(header_map).build()?;
         let info = OperationInfo {
             operation_id: "request_token",
         };
@@ -308,11 +361,24 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
     id: "singapay",
     name: "Singapay",
     spec_file: "specs/singapay.yaml",
+    servers: &[],
     default_base_url: ::std::option::Option::None,
     method: "POST",
     path: "/api/v1.0/access-token/b2b",
-    content_type: "application/json",
+    content_type: ::std::option::Option::Some("application/json"),
     auth: ::paytokens_runtime::Auth::Basic,
+    params: &[
+        ::paytokens_runtime::Param {
+            name: "Accept",
+            header: true,
+            value: ::paytokens_runtime::ParamValue::Constant("application/json"),
+        },
+        ::paytokens_runtime::Param {
+            name: "X-PARTNER-ID",
+            header: true,
+            value: ::paytokens_runtime::ParamValue::User,
+        },
+    ],
     headers: &[
         ::paytokens_runtime::HeaderParam {
             name: "X-PARTNER-ID",
@@ -323,6 +389,49 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
     ],
     scope: ::std::option::Option::None,
     constants: &[("grantType", "client_credentials")],
+    answer: ::paytokens_runtime::AnswerSpec {
+        statuses: &[200u16],
+        token: ::paytokens_runtime::Field {
+            path: &["data", "access_token"],
+            name: "data.access_token",
+        },
+        token_type: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["data", "token_type"],
+            name: "data.token_type",
+        }),
+        default_token_type: ::std::option::Option::None,
+        expiry: ::paytokens_runtime::Expiry::In(::paytokens_runtime::Field {
+            path: &["data", "expires_in"],
+            name: "data.expires_in",
+        }),
+        scopes: ::std::option::Option::None,
+        expect: &[
+            (
+                ::paytokens_runtime::Field {
+                    path: &["status"],
+                    name: "status",
+                },
+                ::paytokens_runtime::Expect::HttpStatus,
+            ),
+            (
+                ::paytokens_runtime::Field {
+                    path: &["success"],
+                    name: "success",
+                },
+                ::paytokens_runtime::Expect::Value("true"),
+            ),
+        ],
+    },
+    refusal: ::paytokens_runtime::RefusalSpec {
+        code: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["error", "code"],
+            name: "error.code",
+        }),
+        message: ::std::option::Option::Some(::paytokens_runtime::Field {
+            path: &["error", "message"],
+            name: "error.message",
+        }),
+    },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some("{\"grantType\":\"client_credentials\"}"),
         success: ::std::option::Option::Some(
@@ -360,14 +469,31 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     fn send<'a>(
         &'a self,
         request: &'a Self::Request,
-        headers: &'a [&'a str],
+        params: &'a [&'a str],
     ) -> impl ::std::future::Future<
         Output = ::std::result::Result<
             ResponseValue<Self::Success>,
             Error<Self::Refusal>,
         >,
     > + Send + 'a {
-        let _ = headers;
-        self.request_token(headers.get(0usize).copied().unwrap_or_default(), request)
+        let _ = (request, params);
+        async move {
+            let _param = |i: usize| -> &'a str {
+                params.get(i).copied().unwrap_or_default()
+            };
+            let param_0: types::RequestTokenAccept = match ::std::str::FromStr::from_str(
+                _param(0usize),
+            ) {
+                ::std::result::Result::Ok(value) => value,
+                ::std::result::Result::Err(_) => {
+                    return ::std::result::Result::Err(
+                        Error::InvalidRequest(
+                            "`Accept` cannot be sent as the spec types it".to_owned(),
+                        ),
+                    );
+                }
+            };
+            self.request_token(param_0, _param(1usize), request).await
+        }
     }
 }
