@@ -630,8 +630,9 @@ impl Answers {
         with_outcome((status, axum::Json(body)).into_response(), Outcome::Minted)
     }
 
-    /// The spec's error example, as HTTP `status`: `code` and `message` put
-    /// in at the paths of the error roles where given (a numeric code stays
+    /// The spec's error example (or, where the document has none, the
+    /// smallest body its error schema allows), as HTTP `status`: `code` and
+    /// `message` put in at the paths of the error roles where given (a numeric code stays
     /// a number: the status), and the status numbers the example holds
     /// (Singapay's `status`) replaced by `status`.
     fn refusal(
@@ -642,7 +643,9 @@ impl Answers {
         why: impl Into<String>,
     ) -> Response {
         let spec = self.0.spec();
-        let mut body = example(spec.examples.refusal).unwrap_or_else(|| json!({}));
+        let mut body = example(spec.examples.refusal)
+            .or_else(|| example(Some(spec.refusal.smallest)))
+            .unwrap_or_else(|| json!({}));
         replace(&mut body, &mut |_, value| match value {
             Value::Number(n) if n.as_u64().is_some_and(|n| (100..600).contains(&n)) => {
                 Some(Value::from(status.as_u16()))
@@ -654,7 +657,8 @@ impl Answers {
             match code {
                 _ if numeric => field.set(&mut body, Value::from(status.as_u16())),
                 Some(code) => field.set(&mut body, Value::from(code)),
-                None if field.get(&body).is_none() => {
+                // Unset, or empty in the schema's smallest body.
+                None if field.get(&body).is_none_or(|v| v == "") => {
                     field.set(&mut body, Value::from("invalid_client"));
                 }
                 None => {}
@@ -664,7 +668,7 @@ impl Answers {
             match message {
                 Some(message) => field.set(&mut body, Value::from(message)),
                 // RFC 6749's words for a failed client authentication.
-                None if field.get(&body).is_none() => {
+                None if field.get(&body).is_none_or(|v| v == "") => {
                     field.set(&mut body, Value::from("Client authentication failed"));
                 }
                 None => {}
@@ -991,6 +995,16 @@ async fn token_endpoint(
         headers: &headers,
         query,
     };
+    // A query parameter the spec does not declare is refused (a request
+    // the spec does not describe).
+    if sent
+        .query
+        .keys()
+        .any(|name| !spec.params.iter().any(|p| !p.header && p.name == name))
+    {
+        let message = "The request has a query parameter the spec does not declare";
+        return answers.bad_request("invalid_request", message, "undeclared query parameter");
+    }
     // The grant type first: a request wrong in several ways is refused for
     // the most fundamental one.
     let mut constants: Vec<(Place, &str)> = spec

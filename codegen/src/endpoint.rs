@@ -1239,14 +1239,64 @@ fn answer(spec: &Spec, op: &Op<'_>) -> Result<(Vec<u16>, TokenStream)> {
     ))
 }
 
-/// Where an error body's code and message are.
+/// The smallest value `schema` allows: an object of its required
+/// properties, each the smallest of its type (an integer is 400: the status
+/// numbers an error body holds are set to the refusal's status).
+fn skeleton(spec: &Spec, schema: &Schema, depth: usize) -> Value {
+    fn resolve_boxed<'s>(
+        spec: &'s Spec,
+        property: &'s ReferenceOr<Box<Schema>>,
+    ) -> Option<&'s Schema> {
+        match property {
+            ReferenceOr::Item(schema) => Some(schema),
+            ReferenceOr::Reference { reference } => resolve(spec, reference),
+        }
+    }
+    match &schema.schema_kind {
+        SchemaKind::Type(Type::Object(object)) if depth < 8 => Value::Object(
+            object
+                .properties
+                .iter()
+                .filter(|(name, _)| object.required.contains(name))
+                .filter_map(|(name, property)| {
+                    let property = resolve_boxed(spec, property)?;
+                    Some((name.clone(), skeleton(spec, property, depth + 1)))
+                })
+                .collect(),
+        ),
+        SchemaKind::Type(Type::String(string)) => match string.enumeration.first() {
+            Some(Some(value)) => Value::from(value.as_str()),
+            _ => Value::from(""),
+        },
+        SchemaKind::Type(Type::Integer(_) | Type::Number(_)) => Value::from(400),
+        SchemaKind::Type(Type::Boolean(_)) => Value::Bool(false),
+        SchemaKind::Type(Type::Array(_)) => Value::Array(Vec::new()),
+        SchemaKind::OneOf { one_of: all } | SchemaKind::AnyOf { any_of: all } => all
+            .first()
+            .and_then(|first| match first {
+                ReferenceOr::Item(schema) => Some(skeleton(spec, schema, depth + 1)),
+                ReferenceOr::Reference { reference } => {
+                    resolve(spec, reference).map(|s| skeleton(spec, s, depth + 1))
+                }
+            })
+            .unwrap_or(Value::Null),
+        _ => Value::Object(serde_json::Map::new()),
+    }
+}
+
+/// Where an error body's code and message are, and the smallest body its
+/// schema allows.
 fn refusal(spec: &Spec, op: &Op<'_>) -> Result<TokenStream> {
     let mut code = quote!(::std::option::Option::None);
     let mut message = quote!(::std::option::Option::None);
-    if let Some(root) = op
+    let root = op
         .response_ref(&StatusCode::Range(4))
-        .and_then(|r| resolve_node(spec, r))
-    {
+        .and_then(|r| resolve_node(spec, r));
+    let smallest = root.as_ref().map_or_else(
+        || "{}".to_owned(),
+        |root| skeleton(spec, root.schema, 0).to_string(),
+    );
+    if let Some(root) = root {
         let mut seen = Vec::new();
         for property in walk(spec, &root) {
             let at = property.node.at();
@@ -1277,7 +1327,11 @@ fn refusal(spec: &Spec, op: &Op<'_>) -> Result<TokenStream> {
             seen.push(role);
         }
     }
-    Ok(quote!(::paytokens_runtime::RefusalSpec { code: #code, message: #message }))
+    Ok(quote!(::paytokens_runtime::RefusalSpec {
+        code: #code,
+        message: #message,
+        smallest: #smallest,
+    }))
 }
 
 /// The value of the example named `document`, of the only one, or the

@@ -437,6 +437,10 @@ pub struct RefusalSpec {
     pub code: Option<Field>,
     /// `x-paytokens-role: error_message`.
     pub message: Option<Field>,
+    /// The smallest error body the spec's schema allows, as JSON text (its
+    /// required members, each the smallest of its type; integers 400): what
+    /// a refusal is built on where the document shows no error example.
+    pub smallest: &'static str,
 }
 
 impl RefusalSpec {

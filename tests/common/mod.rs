@@ -108,14 +108,15 @@ pub fn good(provider: Provider) -> Value {
 }
 
 /// The spec's example refusal (its 4XX example body; where the document has
-/// none, a body of the spec's error roles alone), and the code and message
-/// a [`TokenError::Rejected`] should carry.
+/// none, the smallest body its error schema allows with a code and message
+/// at the error roles), and the code and message a [`TokenError::Rejected`]
+/// should carry.
 pub fn refusal(provider: Provider) -> (Value, String, String) {
     let spec = provider.spec();
     let body = match spec.examples.refusal {
         Some(text) => serde_json::from_str(text).unwrap(),
         None => {
-            let mut body = Value::Object(Default::default());
+            let mut body: Value = serde_json::from_str(spec.refusal.smallest).unwrap();
             if let Some(field) = &spec.refusal.code {
                 field.set(&mut body, Value::from("invalid_client"));
             }

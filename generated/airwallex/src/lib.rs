@@ -321,6 +321,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["message"],
             name: "message",
         }),
+        smallest: "{}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::None,

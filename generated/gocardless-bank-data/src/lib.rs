@@ -258,6 +258,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["detail"],
             name: "detail",
         }),
+        smallest: "{\"detail\":\"\",\"status_code\":400,\"summary\":\"\"}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some(

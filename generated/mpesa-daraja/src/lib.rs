@@ -373,6 +373,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["errorMessage"],
             name: "errorMessage",
         }),
+        smallest: "{}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::None,

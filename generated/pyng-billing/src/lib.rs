@@ -385,6 +385,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["error_description"],
             name: "error_description",
         }),
+        smallest: "{\"error\":\"\"}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some(

@@ -431,6 +431,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["error", "message"],
             name: "error.message",
         }),
+        smallest: "{\"status\":400,\"success\":false}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some("{\"grantType\":\"client_credentials\"}"),

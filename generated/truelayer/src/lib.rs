@@ -407,6 +407,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["error_description"],
             name: "error_description",
         }),
+        smallest: "{}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some(

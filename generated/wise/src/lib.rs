@@ -31,62 +31,6 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error_description: ::std::option::Option<::std::string::String>,
     }
-    ///`RequestTokenXExternalCorrelationId`
-    #[derive(::serde::Serialize, Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-    #[serde(transparent)]
-    pub struct RequestTokenXExternalCorrelationId(::std::string::String);
-    impl ::std::ops::Deref for RequestTokenXExternalCorrelationId {
-        type Target = ::std::string::String;
-        fn deref(&self) -> &::std::string::String {
-            &self.0
-        }
-    }
-    impl ::std::convert::From<RequestTokenXExternalCorrelationId>
-    for ::std::string::String {
-        fn from(value: RequestTokenXExternalCorrelationId) -> Self {
-            value.0
-        }
-    }
-    impl ::std::str::FromStr for RequestTokenXExternalCorrelationId {
-        type Err = self::error::ConversionError;
-        fn from_str(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            if value.chars().count() > 36usize {
-                return Err("longer than 36 characters".into());
-            }
-            Ok(Self(value.to_string()))
-        }
-    }
-    impl ::std::convert::TryFrom<&str> for RequestTokenXExternalCorrelationId {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: &str,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl ::std::convert::TryFrom<::std::string::String>
-    for RequestTokenXExternalCorrelationId {
-        type Error = self::error::ConversionError;
-        fn try_from(
-            value: ::std::string::String,
-        ) -> ::std::result::Result<Self, self::error::ConversionError> {
-            value.parse()
-        }
-    }
-    impl<'de> ::serde::Deserialize<'de> for RequestTokenXExternalCorrelationId {
-        fn deserialize<D>(deserializer: D) -> ::std::result::Result<Self, D::Error>
-        where
-            D: ::serde::Deserializer<'de>,
-        {
-            ::std::string::String::deserialize(deserializer)?
-                .parse()
-                .map_err(|e: self::error::ConversionError| {
-                    <D::Error as ::serde::de::Error>::custom(e.to_string())
-                })
-        }
-    }
     ///`TokenRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct TokenRequest {
@@ -278,7 +222,7 @@ Arguments:
 */
     pub async fn request_token<'a>(
         &'a self,
-        x_external_correlation_id: Option<&'a types::RequestTokenXExternalCorrelationId>,
+        x_external_correlation_id: Option<&'a str>,
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::OAuthError>> {
         let url = format!("{}/oauth/token", self.baseurl,);
@@ -400,6 +344,7 @@ pub static SPEC: ::paytokens_runtime::ProviderSpec = ::paytokens_runtime::Provid
             path: &["error_description"],
             name: "error_description",
         }),
+        smallest: "{\"error\":\"\"}",
     },
     examples: ::paytokens_runtime::Examples {
         request: ::std::option::Option::Some("{\"grant_type\":\"client_credentials\"}"),
@@ -450,26 +395,12 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
             let _param = |i: usize| -> &'a str {
                 params.get(i).copied().unwrap_or_default()
             };
-            let param_0: ::std::option::Option<
-                types::RequestTokenXExternalCorrelationId,
-            > = if _param(0usize).is_empty() {
-                ::std::option::Option::None
-            } else {
-                ::std::option::Option::Some(
-                    match ::std::str::FromStr::from_str(_param(0usize)) {
-                        ::std::result::Result::Ok(value) => value,
-                        ::std::result::Result::Err(_) => {
-                            return ::std::result::Result::Err(
-                                Error::InvalidRequest(
-                                    "`X-External-Correlation-Id` cannot be sent as the spec types it"
-                                        .to_owned(),
-                                ),
-                            );
-                        }
-                    },
+            self.request_token(
+                    ::std::option::Option::Some(_param(0usize))
+                        .filter(|value| !value.is_empty()),
+                    request,
                 )
-            };
-            self.request_token(param_0.as_ref(), request).await
+                .await
         }
     }
 }
