@@ -449,10 +449,22 @@ fn lifetime(raw: Lifetime, name: &str, sent_at: SystemTime) -> Result<Duration, 
             text.parse()
                 .map_err(|_| format!("{name} is not a whole number of seconds"))?
         }
-        Lifetime::Until(at) => match at.duration_since(sent_at) {
-            Ok(left) if left.as_secs() > 0 => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
-            _ => return Err(format!("{name} is not after the time the request was sent")),
-        },
+        // What is left of an absolute time, to the nanosecond: a whole-second
+        // time rounded down may leave less than a second.
+        Lifetime::Until(at) => {
+            return match at.duration_since(sent_at) {
+                Ok(left) if left.is_zero() => {
+                    Err(format!("{name} is not after the time the request was sent"))
+                }
+                Ok(left) if left > MAX_LIFETIME => Err(format!(
+                    "{name} is {} s after the request, more than the {} s accepted",
+                    left.as_secs(),
+                    MAX_LIFETIME.as_secs()
+                )),
+                Ok(left) => Ok(left),
+                Err(_) => Err(format!("{name} is not after the time the request was sent")),
+            };
+        }
     };
     if seconds <= 0 {
         return Err(format!("{name} is {seconds}; it must be positive"));

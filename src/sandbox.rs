@@ -599,9 +599,10 @@ impl Answers {
                 let at = std::time::SystemTime::now() + lifetime;
                 let value = match format {
                     TimeFormat::DateTime => Value::from(paytokens_runtime::format_time(at)),
+                    // Rounded up: the token lasts at least its lifetime.
                     TimeFormat::UnixSeconds => Value::from(
                         at.duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_secs())
+                            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
                             .unwrap_or_default(),
                     ),
                 };

@@ -236,6 +236,12 @@ fn token_shaped(provider: Provider, body: Vec<u8>) -> Vec<u8> {
         .all(|key| text.matches(&format!("\"{key}\"")).count() <= 1);
     let parsed = serde_json::from_slice::<serde_json::Value>(&body);
     let mut example = document_success(provider);
+    // Whether the provider's granted scopes are a list (the example's).
+    let scope_list = answer
+        .scopes
+        .as_ref()
+        .and_then(|f| f.get(&example))
+        .is_some_and(serde_json::Value::is_array);
     // The example without its own role members.
     for field in [
         Some(&answer.token),
@@ -256,6 +262,12 @@ fn token_shaped(provider: Provider, body: Vec<u8>) -> Vec<u8> {
                 RFC_LIFETIME => Some(expiry),
                 RFC_SCOPE => answer.scopes.as_ref(),
                 _ => None,
+            };
+            let value = match (key.as_str(), &value) {
+                (RFC_SCOPE, serde_json::Value::String(text)) if scope_list => {
+                    json!(text.split_whitespace().collect::<Vec<_>>())
+                }
+                _ => value,
             };
             let value = match (key.as_str(), &answer.expiry, value.as_i64()) {
                 (RFC_LIFETIME, Expiry::At(_, format), Some(seconds)) => {
