@@ -227,8 +227,9 @@ impl Field {
             if !at.is_object() {
                 *at = Value::Object(serde_json::Map::new());
             }
+            // An object: made one just above.
             let Value::Object(members) = at else {
-                unreachable!("made an object above")
+                return;
             };
             at = members.entry(*name).or_insert(Value::Null);
         }

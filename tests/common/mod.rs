@@ -61,25 +61,43 @@ pub fn success(provider: Provider, token: &str, token_type: &str, expires_in: Va
                 Value::String(s) => s.parse().unwrap(),
                 other => panic!("{provider}: lifetime {other} is not seconds"),
             };
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs() as i64;
-            let at = now + seconds;
-            let value = match format {
-                TimeFormat::DateTime => Value::from(paytokens_runtime_time(at)),
-                TimeFormat::UnixSeconds => Value::from(at),
-            };
-            field.set(&mut body, value);
+            field.set(&mut body, seconds_from_now(*format, seconds));
         }
     }
     body
 }
 
-/// Unix seconds as an RFC 3339 time.
-fn paytokens_runtime_time(unix: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
-    paytokens_runtime::format_time(at)
+/// The absolute time `seconds` from now (negative: ago), written in
+/// `format`: an RFC 3339 string or Unix seconds.
+pub fn seconds_from_now(format: TimeFormat, seconds: i64) -> Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let at = (now + seconds).max(0);
+    match format {
+        TimeFormat::DateTime => Value::from(paytokens_runtime::format_time(
+            UNIX_EPOCH + Duration::from_secs(at as u64),
+        )),
+        TimeFormat::UnixSeconds => Value::from(at),
+    }
+}
+
+/// Removes the member at `path` from `value`, if there is one.
+pub fn remove_member(value: &mut Value, path: &[&str]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at = value;
+    for name in parents {
+        let Some(next) = at.get_mut(*name) else {
+            return;
+        };
+        at = next;
+    }
+    if let Some(members) = at.as_object_mut() {
+        members.remove(*last);
+    }
 }
 
 /// The spec's example success response, verbatim.

@@ -57,25 +57,8 @@ fn token_fields(provider: Provider, body: &mut Value) -> &mut serde_json::Map<St
 fn edit_field(body: &mut Value, field: &Field, value: Option<Value>) {
     match value {
         Some(value) => field.set(body, value),
-        None => {
-            let (last, parents) = field.path.split_last().unwrap();
-            let parent = Field {
-                path: parents,
-                name: "",
-            };
-            if let Some(Value::Object(members)) = parent_mut(body, &parent) {
-                members.remove(*last);
-            }
-        }
+        None => remove_member(body, field.path),
     }
-}
-
-fn parent_mut<'v>(body: &'v mut Value, field: &Field) -> Option<&'v mut Value> {
-    let mut at = body;
-    for name in field.path {
-        at = at.get_mut(*name)?;
-    }
-    Some(at)
 }
 
 fn invalid_problem(
@@ -83,14 +66,6 @@ fn invalid_problem(
     result: Result<paytokens::AccessToken, TokenError>,
 ) -> String {
     match result {
-        Err(e @ TokenError::InvalidResponse { .. })
-            if std::env::var("SHOW").is_ok() && {
-                eprintln!("MSG {e}");
-                false
-            } =>
-        {
-            unreachable!()
-        }
         Err(TokenError::InvalidResponse {
             provider: p,
             problem,

@@ -21,8 +21,6 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::*;
 use paytokens::{Expiry, Field, Provider, TimeFormat, TokenCache, TokenError};
 use serde_json::json;
@@ -252,7 +250,7 @@ fn token_shaped(provider: Provider, body: Vec<u8>) -> Vec<u8> {
     .into_iter()
     .flatten()
     {
-        remove(&mut example, field.path);
+        remove_member(&mut example, field.path);
     }
     if let (true, Ok(serde_json::Value::Object(members))) = (once, parsed) {
         for (key, value) in members {
@@ -271,17 +269,7 @@ fn token_shaped(provider: Provider, body: Vec<u8>) -> Vec<u8> {
             };
             let value = match (key.as_str(), &answer.expiry, value.as_i64()) {
                 (RFC_LIFETIME, Expiry::At(_, format), Some(seconds)) => {
-                    let now = SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .unwrap()
-                        .as_secs();
-                    let at = now as i64 + seconds;
-                    match format {
-                        TimeFormat::UnixSeconds => json!(at),
-                        TimeFormat::DateTime => json!(paytokens_runtime::format_time(
-                            UNIX_EPOCH + Duration::from_secs(at.max(0) as u64)
-                        )),
-                    }
+                    seconds_from_now(*format, seconds)
                 }
                 _ => value,
             };
@@ -373,15 +361,11 @@ fn absolute_lifetime(bytes: &[u8], format: TimeFormat) -> Vec<u8> {
         .count();
     let Ok(seconds) = std::str::from_utf8(&bytes[end..end + digits])
         .unwrap_or("")
-        .parse::<u64>()
+        .parse::<i64>()
     else {
         return bytes.to_vec();
     };
-    let at = SystemTime::now() + Duration::from_secs(seconds);
-    let value = match format {
-        TimeFormat::DateTime => json!(paytokens_runtime::format_time(at)),
-        TimeFormat::UnixSeconds => json!(at.duration_since(UNIX_EPOCH).unwrap().as_secs()),
-    };
+    let value = seconds_from_now(format, seconds);
     let member = format!("{key}: {value}");
     [&bytes[..start], member.as_bytes(), &bytes[end + digits..]].concat()
 }
@@ -400,23 +384,6 @@ fn replace_bytes(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Removes the member at `path`, if there is one.
-fn remove(value: &mut serde_json::Value, path: &[&str]) {
-    let Some((last, parents)) = path.split_last() else {
-        return;
-    };
-    let mut at = value;
-    for name in parents {
-        let Some(next) = at.get_mut(*name) else {
-            return;
-        };
-        at = next;
-    }
-    if let Some(members) = at.as_object_mut() {
-        members.remove(*last);
-    }
 }
 
 /// Sets every number member that is an HTTP status (100 to 599), anywhere,

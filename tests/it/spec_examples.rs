@@ -121,6 +121,19 @@ async fn server(provider: Provider, status: u16, body: Value) -> MockServer {
     server
 }
 
+/// The one request `provider`'s source sends for its spec's examples, as
+/// a server answering with the success example received it.
+async fn replayed(provider: Provider) -> wiremock::Request {
+    let server = server(provider, success_status(provider), live_success(provider)).await;
+    let source = provider
+        .source(example_config(provider, &server.uri()))
+        .unwrap();
+    source.fetch().await.unwrap();
+    let mut requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "{provider}: {} requests", requests.len());
+    requests.remove(0)
+}
+
 #[test]
 fn every_spec_is_a_registered_provider() {
     let specs: BTreeSet<String> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs"))
@@ -140,15 +153,7 @@ fn every_spec_is_a_registered_provider() {
 async fn the_request_sent_is_the_specs_request_example() {
     for provider in Provider::all() {
         let spec = provider.spec();
-        let server = server(provider, success_status(provider), live_success(provider)).await;
-        let source = provider
-            .source(example_config(provider, &server.uri()))
-            .unwrap();
-        source.fetch().await.unwrap();
-        let requests = server.received_requests().await.unwrap();
-        let [request] = requests.as_slice() else {
-            panic!("{provider}: {} requests", requests.len());
-        };
+        let request = &replayed(provider).await;
         assert_eq!(request.method.as_str(), spec.method, "{provider}");
         assert_eq!(request.url.path(), spec.path, "{provider}");
         let header = |name: &str| {
@@ -223,13 +228,7 @@ const TRANSPORT: &[&str] = &["host", "content-length", "content-type", "user-age
 async fn a_request_carries_only_what_its_document_lists() {
     for provider in Provider::all() {
         let spec = provider.spec();
-        let server = server(provider, success_status(provider), live_success(provider)).await;
-        let source = provider
-            .source(example_config(provider, &server.uri()))
-            .unwrap();
-        source.fetch().await.unwrap();
-        let requests = server.received_requests().await.unwrap();
-        let request = &requests[0];
+        let request = &replayed(provider).await;
         for (name, value) in request.headers.iter() {
             let name = name.as_str();
             let listed = spec
