@@ -610,7 +610,7 @@ fn role_of(
         Some(Value::String(role)) if allowed.contains(&role.as_str()) => Ok(Some(role.clone())),
         Some(_) => Err(unsupported(
             spec,
-            at,
+            &[at, &[ROLE_EXTENSION]].concat(),
             format!(
                 "`{ROLE_EXTENSION}` here must be one of: {}",
                 allowed.join(", ")
