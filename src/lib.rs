@@ -44,6 +44,21 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+/// Includes the module that [`paytokens_codegen::Builder`] generated in the
+/// crate's build script for the provider `id` (the spec file's name without
+/// `.yaml`): `paytokens::include_provider!("acme");` defines `pub mod acme`
+/// with its generated `Client` (use it as `Source::<acme::Client>` and
+/// [`Provider::of::<acme::Client>()`](Provider::of)), `SPEC` and, when the
+/// spec declares scopes, `Scope`.
+///
+/// [`paytokens_codegen::Builder`]: https://docs.rs/paytokens-codegen
+#[macro_export]
+macro_rules! include_provider {
+    ($id:literal) => {
+        include!(concat!(env!("OUT_DIR"), "/", $id, ".rs"));
+    };
+}
+
 mod bearer;
 mod cache;
 mod clock;
@@ -67,6 +82,10 @@ pub use cache::{CachePolicy, CachedToken, TokenCache};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, Credentials, HttpOptions, RetryPolicy};
 pub use error::{TokenError, TransientCause};
+/// What generated code is written against, whole: the code
+/// [`include_provider!`] includes names everything through this path, so a
+/// crate with its own provider depends on `paytokens` alone.
+pub use paytokens_runtime as runtime;
 /// What codegen reads from a spec: where each role of a token request, its
 /// answer and its error body is.
 pub use paytokens_runtime::{
@@ -78,6 +97,15 @@ pub use provider::{Provider, UnknownProvider};
 /// Every provider's module (`paytokens::autopay`, ...), written by
 /// `cargo xtask regen` from the specs into [`providers`].
 pub use providers::*;
+/// The HTTP client paytokens uses (with rustls), for the client that carries
+/// the [`Bearer`] middleware: the same version, with no dependency of your
+/// own to pin.
+pub use reqwest;
+/// reqwest-middleware, for building a client with the [`Bearer`]
+/// middleware: the same version as paytokens'.
+#[cfg(feature = "reqwest-middleware")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest-middleware")))]
+pub use reqwest_middleware;
 pub use secrecy::{ExposeSecret, SecretString};
 pub use source::{AnySource, CacheKey, Source, TokenSource};
 pub use store::{CredentialStatus, EntryStatus, StoreError, StoreOptions, TokenStore};

@@ -10,61 +10,61 @@ use std::str::FromStr;
 
 use paytokens_runtime::ProviderSpec;
 
-use crate::providers::{REGISTRY, Registration};
+use crate::providers::{REGISTRY, Registered, Registration};
 use crate::{AnySource, Config, TokenError};
 
 /// A payment provider whose token endpoint paytokens knows: a cheap,
-/// copyable handle on what `cargo xtask regen` read from its spec (id, name,
-/// default host, route, where the credentials go, header parameters,
-/// scopes). Compared, hashed and ordered by id; `Display` is the id.
+/// copyable handle on what codegen read from its spec (id, name, default
+/// host, route, where the credentials go, header parameters, scopes), and
+/// on its generated client. Compared, hashed and ordered by id; `Display`
+/// is the id.
+///
+/// The providers paytokens ships are [`Provider::all`]; a provider
+/// generated in your own crate (`paytokens_codegen::Builder`) is
+/// `Provider::of::<acme::Client>()`, and is as good as one of them
+/// everywhere a `Provider` is taken.
 #[derive(Clone, Copy)]
-pub struct Provider(&'static ProviderSpec);
+pub struct Provider(&'static Registration);
 
 impl Provider {
-    /// The provider a generated client's spec describes.
-    pub const fn new(spec: &'static ProviderSpec) -> Self {
-        Self(spec)
-    }
-
-    /// The provider of a generated client: `Provider::of::<Autopay>()`.
+    /// The provider of a generated client: `Provider::of::<Autopay>()`,
+    /// `Provider::of::<acme::Client>()`.
     pub const fn of<C: paytokens_runtime::TokenEndpoint>() -> Self {
-        Self(C::SPEC)
+        Self(<C as Registered>::REGISTRATION)
     }
 
-    /// Every registered provider, in the order of their spec files' names.
+    /// Every provider paytokens ships, in the order of their spec files'
+    /// names.
     pub fn all() -> impl ExactSizeIterator<Item = Provider> + Clone {
-        REGISTRY.iter().map(|r| Provider(r.spec))
+        REGISTRY.iter().copied()
     }
 
     /// The kebab-case id, e.g. `pyng-billing`: the spec's file name, the
     /// generated crate's prefix and the CLI's provider argument.
     pub fn id(self) -> &'static str {
-        self.0.id
+        self.0.spec.id
     }
 
     /// The provider's product name, for people.
     pub fn name(self) -> &'static str {
-        self.0.name
+        self.0.spec.name
     }
 
     /// Everything the spec says about the token endpoint.
     pub fn spec(self) -> &'static ProviderSpec {
-        self.0
+        self.0.spec
     }
 
     /// A source of tokens from this provider, with `config` checked against
     /// its spec: `Source::<Client>::new` for code that picks the provider at
-    /// run time. Only registered providers have one.
+    /// run time.
     pub fn source(self, config: Config) -> Result<AnySource, TokenError> {
-        let registration = self.registration().ok_or_else(|| TokenError::Config {
-            provider: self,
-            problem: "this provider is not registered in paytokens::providers".to_owned(),
-        })?;
-        (registration.build)(config)
+        (self.0.build)(config)
     }
 
-    pub(crate) fn registration(self) -> Option<&'static Registration> {
-        REGISTRY.iter().find(|r| r.spec.id == self.0.id)
+    #[cfg(feature = "sandbox")]
+    pub(crate) fn registration(self) -> &'static Registration {
+        self.0
     }
 }
 
@@ -106,7 +106,7 @@ impl fmt::Display for Provider {
     }
 }
 
-/// A string that is not the id of a registered provider.
+/// A string that is not the id of a provider paytokens ships.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown provider `{id}`; expected one of: {ids}", id = .0, ids = ids())]
 pub struct UnknownProvider(pub String);

@@ -1,5 +1,6 @@
-//! An offline sandbox of every registered provider's token endpoint (feature
-//! `sandbox`): an HTTP server on 127.0.0.1 driven by the providers' specs.
+//! An offline sandbox of every provider's token endpoint (feature
+//! `sandbox`): an HTTP server on 127.0.0.1 driven by the providers' specs;
+//! those paytokens ships, and your own ([`Sandbox::builder`]).
 //! Each provider's route, method, media type, credential placement (HTTP
 //! Basic, or a body field, header or query parameter of any name), header
 //! parameters, constants and scopes come from its spec; request bodies are
@@ -231,32 +232,43 @@ struct Issued {
 
 type AppState = Arc<Mutex<Shared>>;
 
-/// A running sandbox; stops when dropped or on [`Sandbox::shutdown`].
-pub struct Sandbox {
-    addr: SocketAddr,
-    state: AppState,
-    stop: Option<oneshot::Sender<()>>,
+/// Which providers a [`Sandbox`] serves, and where: [`Sandbox::builder`].
+#[derive(Clone, Debug)]
+pub struct SandboxBuilder {
+    providers: Vec<Provider>,
+    port: u16,
 }
 
-impl Sandbox {
-    /// Starts on an ephemeral 127.0.0.1 port with the demo client of every provider.
-    pub async fn start() -> std::io::Result<Self> {
-        Self::start_on(0).await
+impl SandboxBuilder {
+    /// Serves `provider` too, under `/<id>/`, with the clients its spec
+    /// declares (`x-paytokens-sandbox`): a provider generated in your own
+    /// crate, `Provider::of::<acme::Client>()`. A provider with the id of
+    /// one already served replaces it.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        self.providers.retain(|p| *p != provider);
+        self.providers.push(provider);
+        self
     }
 
-    /// Starts on `127.0.0.1:port` (0 for any free port) with the demo clients.
-    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+    /// Listens on `127.0.0.1:port` (0, the default, for any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Starts the sandbox.
+    pub async fn start(self) -> std::io::Result<Sandbox> {
         let mut shared = Shared::default();
-        for provider in Provider::all() {
+        for provider in &self.providers {
             shared
                 .clients
-                .insert(provider, vec![SandboxClient::demo(provider)]);
+                .insert(*provider, vec![SandboxClient::demo(*provider)]);
         }
         let state: AppState = Arc::new(Mutex::new(shared));
-        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(Arc::clone(&state));
+        let app = router(Arc::clone(&state), &self.providers);
         tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = stopped.await;
@@ -265,11 +277,54 @@ impl Sandbox {
                 tracing::error!(error = %err, "sandbox server failed");
             }
         });
-        Ok(Self {
+        Ok(Sandbox {
             addr,
             state,
             stop: Some(stop),
         })
+    }
+}
+
+/// A running sandbox; stops when dropped or on [`Sandbox::shutdown`].
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Sandbox {
+    /// Starts on an ephemeral 127.0.0.1 port with the demo client of every
+    /// provider paytokens ships.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::builder().start().await
+    }
+
+    /// Starts on `127.0.0.1:port` (0 for any free port) with the demo clients.
+    pub async fn start_on(port: u16) -> std::io::Result<Self> {
+        Self::builder().port(port).start().await
+    }
+
+    /// A sandbox of more providers than paytokens ships (your own, generated
+    /// by `paytokens_codegen::Builder`), or on a given port:
+    ///
+    /// ```no_run
+    /// # mod acme { pub use paytokens::autopay::Autopay as Client; }
+    /// use paytokens::Provider;
+    /// use paytokens::sandbox::Sandbox;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// // `acme`: the module `paytokens::include_provider!("acme")` defines.
+    /// let sandbox = Sandbox::builder()
+    ///     .provider(Provider::of::<acme::Client>())
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder {
+            providers: Provider::all().collect(),
+            port: 0,
+        }
     }
 
     /// The address it listens on.
@@ -446,12 +501,12 @@ impl Drop for Sandbox {
     }
 }
 
-/// One route per registered provider, at `/<id><path>` with the spec's
+/// One route per provider served, at `/<id><path>` with the spec's
 /// method, all served by [`token_endpoint`]; and its protected API at
 /// `/<id>/api/protected`, served by [`protected_api`].
-fn router(state: AppState) -> Router {
+fn router(state: AppState, providers: &[Provider]) -> Router {
     let mut router = Router::new();
-    for provider in Provider::all() {
+    for &provider in providers {
         let spec = provider.spec();
         let method = Method::from_bytes(spec.method.as_bytes())
             .ok()
@@ -476,9 +531,13 @@ fn router(state: AppState) -> Router {
 async fn log(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
-    let provider = path.split('/').nth(1).and_then(|id| id.parse().ok());
+    let id = path.split('/').nth(1).unwrap_or_default().to_owned();
     let response = next.run(request).await;
-    let callback = lock(&state).on_request.clone();
+    let (callback, provider) = {
+        let shared = lock(&state);
+        let provider = shared.clients.keys().find(|p| p.id() == id).copied();
+        (shared.on_request.clone(), provider)
+    };
     if let (Some(callback), Some(provider)) = (callback, provider) {
         let status = response.status();
         let outcome = match response.extensions().get::<Outcome>() {
@@ -1056,9 +1115,7 @@ async fn token_endpoint(
             }
         }
     };
-    if let Some(registration) = provider.registration()
-        && (registration.decode_request)(&body).is_err()
-    {
+    if (provider.registration().decode_request)(&body).is_err() {
         return answers.bad_request(
             "invalid_request",
             "The body does not match the request schema",

@@ -97,7 +97,7 @@ impl<C: TokenEndpoint> Source<C> {
     /// built from the spec's constants, the scopes and the credentials, each
     /// at the place the spec gives it.
     pub fn new(config: Config) -> Result<Self, TokenError> {
-        let provider = Provider::new(C::SPEC);
+        let provider = Provider::of::<C>();
         let spec = provider.spec();
         let check = Check(provider);
         let base_url = check.host(&config)?;

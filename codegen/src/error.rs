@@ -108,6 +108,25 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+    /// [`crate::Builder::generate`] ran outside a build script, without an
+    /// output directory.
+    #[error(
+        "{file}: no OUT_DIR to write the generated code to; call `Builder::generate` from a \
+         build script (`build.rs`), or give it `Builder::out_dir`"
+    )]
+    NoOutDir {
+        /// The spec's path.
+        file: String,
+    },
+    /// The generated file could not be written.
+    #[error("{file}: cannot write the generated code: {source}")]
+    Write {
+        /// The file's path.
+        file: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The generated tokens did not parse as Rust: a bug in this generator.
     #[error(
         "{file}: generated code does not parse ({message}); this is a bug in paytokens-codegen"

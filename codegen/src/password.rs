@@ -11,7 +11,7 @@ use schemars::schema::{InstanceType, SchemaObject, SingleOrVec};
 use crate::spec::Spec;
 
 /// The generated type's path, as typify writes it into fields.
-pub const TYPE_NAME: &str = "crate::Password";
+pub const TYPE_NAME: &str = "::paytokens_runtime::Password";
 
 /// The schema that maps onto it (typify ignores descriptions when matching).
 pub fn schema() -> SchemaObject {

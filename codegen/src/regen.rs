@@ -242,11 +242,11 @@ fn registry(entries: &[Entry]) -> String {
         out.push_str("}\n\n");
     }
     out.push_str("/// Every provider, in the order of their spec files' names.\n");
-    out.push_str("pub(crate) static REGISTRY: &[super::Registration] = &[\n");
+    out.push_str("pub(crate) static REGISTRY: &[crate::Provider] = &[\n");
     for entry in entries {
         let module = entry.id.replace('-', "_");
         out.push_str(&format!(
-            "    super::Registration::of::<{module}::{}>(),\n",
+            "    crate::Provider::of::<{module}::{}>(),\n",
             type_name(&entry.id)
         ));
     }
@@ -321,7 +321,9 @@ fn files_under(dir: &Path) -> Vec<String> {
     out
 }
 
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes `contents` to a temporary file beside `path`, then renames it
+/// into place: a reader never sees a truncated file.
+pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();

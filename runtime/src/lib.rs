@@ -30,3 +30,16 @@ pub use endpoint::{
 };
 pub use guard::{BodyTooLarge, ResponseGuard, exec, inspect_response};
 pub use password::Password;
+
+/// The crates generated code is written against, re-exported so that a
+/// crate holding generated code (a `build.rs` user of
+/// `paytokens_codegen::Builder`, or a crate under `generated/`) depends on
+/// `paytokens-runtime` (or `paytokens`) alone and never pins their versions
+/// itself. Not an API: generated code is its only user.
+#[doc(hidden)]
+pub mod __private {
+    pub use ::progenitor_client;
+    pub use ::reqwest;
+    pub use ::serde;
+    pub use ::serde_json;
+}

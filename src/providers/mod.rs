@@ -14,8 +14,8 @@ pub use registry::*;
 
 pub(crate) use registry::REGISTRY;
 
-/// What the rest of the crate can do with a registered provider without
-/// knowing its types.
+/// What the rest of the crate can do with a provider without knowing its
+/// types: a [`Provider`](crate::Provider) is a reference to one.
 pub(crate) struct Registration {
     pub(crate) spec: &'static ProviderSpec,
     /// `Source::<C>::new`, type-erased.
@@ -27,8 +27,19 @@ pub(crate) struct Registration {
     pub(crate) decode_request: fn(&[u8]) -> Result<serde_json::Value, String>,
 }
 
+/// Every generated client's [`Registration`], made once per client type at
+/// compile time (so that `Provider::of::<C>()` is a `const fn` for a
+/// client generated anywhere, in this crate or a user's).
+pub(crate) trait Registered {
+    const REGISTRATION: &'static Registration;
+}
+
+impl<C: TokenEndpoint> Registered for C {
+    const REGISTRATION: &'static Registration = &Registration::of::<C>();
+}
+
 impl Registration {
-    pub(crate) const fn of<C: TokenEndpoint>() -> Self {
+    const fn of<C: TokenEndpoint>() -> Self {
         Self {
             spec: C::SPEC,
             build: build::<C>,

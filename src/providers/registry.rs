@@ -73,15 +73,15 @@ pub mod wise {
 }
 
 /// Every provider, in the order of their spec files' names.
-pub(crate) static REGISTRY: &[super::Registration] = &[
-    super::Registration::of::<airwallex::Airwallex>(),
-    super::Registration::of::<autopay::Autopay>(),
-    super::Registration::of::<gocardless_bank_data::GocardlessBankData>(),
-    super::Registration::of::<mpesa_daraja::MpesaDaraja>(),
-    super::Registration::of::<paypal::Paypal>(),
-    super::Registration::of::<pyng_billing::PyngBilling>(),
-    super::Registration::of::<pyng_checkout::PyngCheckout>(),
-    super::Registration::of::<singapay::Singapay>(),
-    super::Registration::of::<truelayer::Truelayer>(),
-    super::Registration::of::<wise::Wise>(),
+pub(crate) static REGISTRY: &[crate::Provider] = &[
+    crate::Provider::of::<airwallex::Airwallex>(),
+    crate::Provider::of::<autopay::Autopay>(),
+    crate::Provider::of::<gocardless_bank_data::GocardlessBankData>(),
+    crate::Provider::of::<mpesa_daraja::MpesaDaraja>(),
+    crate::Provider::of::<paypal::Paypal>(),
+    crate::Provider::of::<pyng_billing::PyngBilling>(),
+    crate::Provider::of::<pyng_checkout::PyngCheckout>(),
+    crate::Provider::of::<singapay::Singapay>(),
+    crate::Provider::of::<truelayer::Truelayer>(),
+    crate::Provider::of::<wise::Wise>(),
 ];

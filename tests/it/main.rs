@@ -21,6 +21,7 @@ mod codegen;
 mod error_classes;
 mod generated_smoke;
 mod metrics;
+mod own_provider;
 mod properties;
 mod protected_api;
 mod response_corpus;

@@ -16,21 +16,38 @@
 )]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
-pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+pub use ::paytokens_runtime::__private::progenitor_client::{
+    ByteStream, ClientInfo, Error, ResponseValue,
+};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use ::paytokens_runtime::__private::progenitor_client::{
+    encode_path, ClientHooks, OperationInfo, RequestBuilderExt,
+};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///"When we send an error response, the body will generally contain the following fields" (Errors page).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug,
+        Default
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct ErrorResponse {
         ///Error code.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<::std::string::String>,
         ///A conditional key-value object containing additional details about the error.
-        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
-        pub details: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        #[serde(
+            default,
+            skip_serializing_if = "::paytokens_runtime::__private::serde_json::Map::is_empty"
+        )]
+        pub details: ::paytokens_runtime::__private::serde_json::Map<
+            ::std::string::String,
+            ::paytokens_runtime::__private::serde_json::Value,
+        >,
         ///Description of the error.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub message: ::std::option::Option<::std::string::String>,
@@ -39,7 +56,13 @@ pub mod types {
         pub source: ::std::option::Option<::std::string::String>,
     }
     ///`TokenResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenResponse {
         ///Token expiration time in ISO8601 format.
         pub expires_at: ::std::string::String,
@@ -87,7 +110,7 @@ Obtain access token, POST /api/v1/authentication/login. Source: Airwallex's API 
 Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: ::paytokens_runtime::__private::reqwest::Client,
     pub(crate) inner: ResponseGuard,
 }
 impl Client {
@@ -100,10 +123,12 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            ::paytokens_runtime::__private::reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
-        let client = reqwest::ClientBuilder::new();
+        let client = ::paytokens_runtime::__private::reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
@@ -114,7 +139,7 @@ impl Client {
     /// as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
-        client: reqwest::Client,
+        client: ::paytokens_runtime::__private::reqwest::Client,
         inner: ResponseGuard,
     ) -> Self {
         Self {
@@ -131,7 +156,7 @@ impl ClientInfo<ResponseGuard> for Client {
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
     }
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &::paytokens_runtime::__private::reqwest::Client {
         &self.client
     }
     fn inner(&self) -> &ResponseGuard {
@@ -191,7 +216,9 @@ Arguments:
         x_login_as: Option<&'a str>,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/api/v1/authentication/login", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(4usize);
+        let mut header_map = ::paytokens_runtime::__private::reqwest::header::HeaderMap::with_capacity(
+            4usize,
+        );
         header_map.append("x-api-key", x_api_key.to_string().try_into()?);
         header_map.append("x-client-id", x_client_id.to_string().try_into()?);
         if let Some(value) = x_login_as {
@@ -229,9 +256,11 @@ impl ClientHooks<ResponseGuard> for Client {
     /// Every response body is read through the guard's byte cap.
     async fn exec(
         &self,
-        request: ::reqwest::Request,
+        request: ::paytokens_runtime::__private::reqwest::Request,
         _info: &OperationInfo,
-    ) -> ::reqwest::Result<::reqwest::Response> {
+    ) -> ::paytokens_runtime::__private::reqwest::Result<
+        ::paytokens_runtime::__private::reqwest::Response,
+    > {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
@@ -347,7 +376,7 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     type Refusal = types::ErrorResponse;
     fn with_guard(
         base_url: &str,
-        http: ::reqwest::Client,
+        http: ::paytokens_runtime::__private::reqwest::Client,
         guard: ResponseGuard,
     ) -> Self {
         Self::new_with_client(base_url, http, guard)

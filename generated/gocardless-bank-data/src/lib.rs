@@ -16,14 +16,24 @@
 )]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
-pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+pub use ::paytokens_runtime::__private::progenitor_client::{
+    ByteStream, ClientInfo, Error, ResponseValue,
+};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use ::paytokens_runtime::__private::progenitor_client::{
+    encode_path, ClientHooks, OperationInfo, RequestBuilderExt,
+};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///The error shape of the generated client's AuthenticationFailed, IpAccessDenied and NordigenRateLimitExceeded models (identical).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct ErrorResponse {
         ///Longer explanation of the error.
         pub detail: ::std::string::String,
@@ -35,15 +45,27 @@ pub mod types {
         pub type_: ::std::option::Option<::std::string::String>,
     }
     ///`TokenRequest`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenRequest {
         ///Secret id from /user-secrets/ (the portal's User Secrets).
         pub secret_id: ::std::string::String,
         ///Secret key from /user-secrets/ (the portal's User Secrets).
-        pub secret_key: crate::Password,
+        pub secret_key: ::paytokens_runtime::Password,
     }
     ///`TokenResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenResponse {
         ///Your access token.
         pub access: ::std::string::String,
@@ -95,7 +117,7 @@ Bank Account Data - Quickstart Guide, "Step 1: Get Access Token" (https://develo
 Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: ::paytokens_runtime::__private::reqwest::Client,
     pub(crate) inner: ResponseGuard,
 }
 impl Client {
@@ -108,10 +130,12 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            ::paytokens_runtime::__private::reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
-        let client = reqwest::ClientBuilder::new();
+        let client = ::paytokens_runtime::__private::reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
@@ -122,7 +146,7 @@ impl Client {
     /// as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
-        client: reqwest::Client,
+        client: ::paytokens_runtime::__private::reqwest::Client,
         inner: ResponseGuard,
     ) -> Self {
         Self {
@@ -139,7 +163,7 @@ impl ClientInfo<ResponseGuard> for Client {
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
     }
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &::paytokens_runtime::__private::reqwest::Client {
         &self.client
     }
     fn inner(&self) -> &ResponseGuard {
@@ -167,7 +191,9 @@ Sends a `POST` request to `/api/v2/token/new/`
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/api/v2/token/new/", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::paytokens_runtime::__private::reqwest::header::HeaderMap::with_capacity(
+            1usize,
+        );
         #[allow(unused_mut)]
         let mut request = self.client.post(url).json(&body).headers(header_map).build()?;
         let info = OperationInfo {
@@ -200,9 +226,11 @@ impl ClientHooks<ResponseGuard> for Client {
     /// Every response body is read through the guard's byte cap.
     async fn exec(
         &self,
-        request: ::reqwest::Request,
+        request: ::paytokens_runtime::__private::reqwest::Request,
         _info: &OperationInfo,
-    ) -> ::reqwest::Result<::reqwest::Response> {
+    ) -> ::paytokens_runtime::__private::reqwest::Result<
+        ::paytokens_runtime::__private::reqwest::Response,
+    > {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
@@ -286,7 +314,7 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     type Refusal = types::ErrorResponse;
     fn with_guard(
         base_url: &str,
-        http: ::reqwest::Client,
+        http: ::paytokens_runtime::__private::reqwest::Client,
         guard: ResponseGuard,
     ) -> Self {
         Self::new_with_client(base_url, http, guard)

@@ -16,14 +16,25 @@
 )]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
-pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+pub use ::paytokens_runtime::__private::progenitor_client::{
+    ByteStream, ClientInfo, Error, ResponseValue,
+};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use ::paytokens_runtime::__private::progenitor_client::{
+    encode_path, ClientHooks, OperationInfo, RequestBuilderExt,
+};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///The Daraja API gateway's error body, as Safaricom's Business To Customer, Business To Pochi and M-Pesa Express pages show it (not the Authorization page, which documents no error body).
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug,
+        Default
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct ErrorResponse {
         ///Unique error code, e.g. 400.008.01.
         #[serde(
@@ -46,8 +57,8 @@ pub mod types {
     }
     ///`RequestTokenGrantType`
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -57,6 +68,7 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub enum RequestTokenGrantType {
         #[serde(rename = "client_credentials")]
         ClientCredentials,
@@ -101,7 +113,13 @@ pub mod types {
         }
     }
     ///`TokenResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenResponse {
         ///Access token to access the APIs.
         pub access_token: ::std::string::String,
@@ -109,7 +127,13 @@ pub mod types {
         pub expires_in: TokenResponseExpiresIn,
     }
     ///Token expiry time in seconds. The document's sample is the JSON number 3599; clients tested against the live sandbox read it as a string ("3599"): both are accepted.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     #[serde(untagged)]
     pub enum TokenResponseExpiresIn {
         Int64(i64),
@@ -169,7 +193,7 @@ Authorization, GET /oauth/v1/generate?grant_type=client_credentials. Source: Saf
 Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: ::paytokens_runtime::__private::reqwest::Client,
     pub(crate) inner: ResponseGuard,
 }
 impl Client {
@@ -182,10 +206,12 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            ::paytokens_runtime::__private::reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
-        let client = reqwest::ClientBuilder::new();
+        let client = ::paytokens_runtime::__private::reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
@@ -196,7 +222,7 @@ impl Client {
     /// as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
-        client: reqwest::Client,
+        client: ::paytokens_runtime::__private::reqwest::Client,
         inner: ResponseGuard,
     ) -> Self {
         Self {
@@ -213,7 +239,7 @@ impl ClientInfo<ResponseGuard> for Client {
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
     }
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &::paytokens_runtime::__private::reqwest::Client {
         &self.client
     }
     fn inner(&self) -> &ResponseGuard {
@@ -272,12 +298,19 @@ Arguments:
         grant_type: types::RequestTokenGrantType,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/oauth/v1/generate", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::paytokens_runtime::__private::reqwest::header::HeaderMap::with_capacity(
+            1usize,
+        );
         #[allow(unused_mut)]
         let mut request = self
             .client
             .get(url)
-            .query(&progenitor_client::QueryParam::new("grant_type", &grant_type))
+            .query(
+                &::paytokens_runtime::__private::progenitor_client::QueryParam::new(
+                    "grant_type",
+                    &grant_type,
+                ),
+            )
             .headers(header_map)
             .build()?;
         let info = OperationInfo {
@@ -310,9 +343,11 @@ impl ClientHooks<ResponseGuard> for Client {
     /// Every response body is read through the guard's byte cap.
     async fn exec(
         &self,
-        request: ::reqwest::Request,
+        request: ::paytokens_runtime::__private::reqwest::Request,
         _info: &OperationInfo,
-    ) -> ::reqwest::Result<::reqwest::Response> {
+    ) -> ::paytokens_runtime::__private::reqwest::Result<
+        ::paytokens_runtime::__private::reqwest::Response,
+    > {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
@@ -399,7 +434,7 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     type Refusal = types::ErrorResponse;
     fn with_guard(
         base_url: &str,
-        http: ::reqwest::Client,
+        http: ::paytokens_runtime::__private::reqwest::Client,
         guard: ResponseGuard,
     ) -> Self {
         Self::new_with_client(base_url, http, guard)

@@ -16,14 +16,24 @@
 )]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
-pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+pub use ::paytokens_runtime::__private::progenitor_client::{
+    ByteStream, ClientInfo, Error, ResponseValue,
+};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use ::paytokens_runtime::__private::progenitor_client::{
+    encode_path, ClientHooks, OperationInfo, RequestBuilderExt,
+};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///`OAuthError`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct OAuthError {
         ///OAuth 2.0 error code, e.g. invalid_client.
         pub error: ::std::string::String,
@@ -32,7 +42,13 @@ pub mod types {
         pub error_description: ::std::option::Option<::std::string::String>,
     }
     ///`TokenRequest`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenRequest {
         ///Must be client_credentials.
         pub grant_type: TokenRequestGrantType,
@@ -41,8 +57,8 @@ pub mod types {
     }
     ///Must be client_credentials.
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -52,6 +68,7 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub enum TokenRequestGrantType {
         #[serde(rename = "client_credentials")]
         ClientCredentials,
@@ -96,7 +113,13 @@ pub mod types {
         }
     }
     ///`TokenResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenResponse {
         ///Bearer token used to call protected APIs.
         pub access_token: ::std::string::String,
@@ -148,7 +171,7 @@ OAuth 2.0 client credentials grant (RFC 6749, section 4.4) for the Pyng Checkout
 Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: ::paytokens_runtime::__private::reqwest::Client,
     pub(crate) inner: ResponseGuard,
 }
 impl Client {
@@ -161,10 +184,12 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            ::paytokens_runtime::__private::reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
-        let client = reqwest::ClientBuilder::new();
+        let client = ::paytokens_runtime::__private::reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
@@ -175,7 +200,7 @@ impl Client {
     /// as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
-        client: reqwest::Client,
+        client: ::paytokens_runtime::__private::reqwest::Client,
         inner: ResponseGuard,
     ) -> Self {
         Self {
@@ -192,7 +217,7 @@ impl ClientInfo<ResponseGuard> for Client {
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
     }
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &::paytokens_runtime::__private::reqwest::Client {
         &self.client
     }
     fn inner(&self) -> &ResponseGuard {
@@ -218,7 +243,9 @@ Sends a `POST` request to `/checkout/oauth2/token`
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::OAuthError>> {
         let url = format!("{}/checkout/oauth2/token", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        let mut header_map = ::paytokens_runtime::__private::reqwest::header::HeaderMap::with_capacity(
+            1usize,
+        );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -256,9 +283,11 @@ impl ClientHooks<ResponseGuard> for Client {
     /// Every response body is read through the guard's byte cap.
     async fn exec(
         &self,
-        request: ::reqwest::Request,
+        request: ::paytokens_runtime::__private::reqwest::Request,
         _info: &OperationInfo,
-    ) -> ::reqwest::Result<::reqwest::Response> {
+    ) -> ::paytokens_runtime::__private::reqwest::Result<
+        ::paytokens_runtime::__private::reqwest::Response,
+    > {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
@@ -349,7 +378,7 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     type Refusal = types::OAuthError;
     fn with_guard(
         base_url: &str,
-        http: ::reqwest::Client,
+        http: ::paytokens_runtime::__private::reqwest::Client,
         guard: ResponseGuard,
     ) -> Self {
         Self::new_with_client(base_url, http, guard)

@@ -16,14 +16,25 @@
 )]
 #![cfg_attr(rustfmt, rustfmt_skip)]
 #[allow(unused_imports)]
-pub use progenitor_client::{ByteStream, ClientInfo, Error, ResponseValue};
+pub use ::paytokens_runtime::__private::progenitor_client::{
+    ByteStream, ClientInfo, Error, ResponseValue,
+};
 #[allow(unused_imports)]
-use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderExt};
+use ::paytokens_runtime::__private::progenitor_client::{
+    encode_path, ClientHooks, OperationInfo, RequestBuilderExt,
+};
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
     ///`ErrorDetail`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug,
+        Default
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct ErrorDetail {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub code: ::std::option::Option<i32>,
@@ -31,7 +42,13 @@ pub mod types {
         pub message: ::std::option::Option<::std::string::String>,
     }
     ///`ErrorResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct ErrorResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<ErrorDetail>,
@@ -41,7 +58,13 @@ pub mod types {
         pub success: bool,
     }
     ///Session duration in seconds. Documented as numeric, sent as a string ("3600") in the document's own example: both are accepted.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     #[serde(untagged)]
     pub enum ExpiresIn {
         Int64(i64),
@@ -62,8 +85,8 @@ pub mod types {
     }
     ///`RequestTokenAccept`
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -73,6 +96,7 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub enum RequestTokenAccept {
         #[serde(rename = "application/json")]
         ApplicationJson,
@@ -117,7 +141,13 @@ pub mod types {
         }
     }
     ///`TokenData`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenData {
         ///JWT token.
         pub access_token: ::std::string::String,
@@ -126,15 +156,21 @@ pub mod types {
         pub token_type: ::std::string::String,
     }
     ///`TokenRequest`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenRequest {
         #[serde(rename = "grantType")]
         pub grant_type: TokenRequestGrantType,
     }
     ///`TokenRequestGrantType`
     #[derive(
-        ::serde::Deserialize,
-        ::serde::Serialize,
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
         Clone,
         Copy,
         Debug,
@@ -144,6 +180,7 @@ pub mod types {
         PartialEq,
         PartialOrd
     )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub enum TokenRequestGrantType {
         #[serde(rename = "client_credentials")]
         ClientCredentials,
@@ -188,7 +225,13 @@ pub mod types {
         }
     }
     ///`TokenResponse`
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+    #[derive(
+        ::paytokens_runtime::__private::serde::Deserialize,
+        ::paytokens_runtime::__private::serde::Serialize,
+        Clone,
+        Debug
+    )]
+    #[serde(crate = "::paytokens_runtime::__private::serde")]
     pub struct TokenResponse {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub data: ::std::option::Option<TokenData>,
@@ -238,7 +281,7 @@ Get Access Token. Source: shared/providers/singapay.txt. Every response is wrapp
 Version: 1.0*/
 pub struct Client {
     pub(crate) baseurl: String,
-    pub(crate) client: reqwest::Client,
+    pub(crate) client: ::paytokens_runtime::__private::reqwest::Client,
     pub(crate) inner: ResponseGuard,
 }
 impl Client {
@@ -251,10 +294,12 @@ impl Client {
         #[cfg(not(target_arch = "wasm32"))]
         let client = {
             let dur = ::std::time::Duration::from_secs(15u64);
-            reqwest::ClientBuilder::new().connect_timeout(dur).timeout(dur)
+            ::paytokens_runtime::__private::reqwest::ClientBuilder::new()
+                .connect_timeout(dur)
+                .timeout(dur)
         };
         #[cfg(target_arch = "wasm32")]
-        let client = reqwest::ClientBuilder::new();
+        let client = ::paytokens_runtime::__private::reqwest::ClientBuilder::new();
         Self::new_with_client(baseurl, client.build().unwrap(), inner)
     }
     /// Construct a new client with an existing `reqwest::Client`,
@@ -265,7 +310,7 @@ impl Client {
     /// as well as port and a path stem if applicable.
     pub fn new_with_client(
         baseurl: &str,
-        client: reqwest::Client,
+        client: ::paytokens_runtime::__private::reqwest::Client,
         inner: ResponseGuard,
     ) -> Self {
         Self {
@@ -282,7 +327,7 @@ impl ClientInfo<ResponseGuard> for Client {
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
     }
-    fn client(&self) -> &reqwest::Client {
+    fn client(&self) -> &::paytokens_runtime::__private::reqwest::Client {
         &self.client
     }
     fn inner(&self) -> &ResponseGuard {
@@ -314,7 +359,9 @@ Arguments:
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::ErrorResponse>> {
         let url = format!("{}/api/v1.0/access-token/b2b", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(3usize);
+        let mut header_map = ::paytokens_runtime::__private::reqwest::header::HeaderMap::with_capacity(
+            3usize,
+        );
         header_map.append("Accept", accept.to_string().try_into()?);
         header_map.append("X-PARTNER-ID", x_partner_id.to_string().try_into()?);
         #[allow(unused_mut)]
@@ -349,9 +396,11 @@ impl ClientHooks<ResponseGuard> for Client {
     /// Every response body is read through the guard's byte cap.
     async fn exec(
         &self,
-        request: ::reqwest::Request,
+        request: ::paytokens_runtime::__private::reqwest::Request,
         _info: &OperationInfo,
-    ) -> ::reqwest::Result<::reqwest::Response> {
+    ) -> ::paytokens_runtime::__private::reqwest::Result<
+        ::paytokens_runtime::__private::reqwest::Response,
+    > {
         ::paytokens_runtime::exec(&self.client, request, &self.inner).await
     }
 }
@@ -459,7 +508,7 @@ impl ::paytokens_runtime::TokenEndpoint for Client {
     type Refusal = types::ErrorResponse;
     fn with_guard(
         base_url: &str,
-        http: ::reqwest::Client,
+        http: ::paytokens_runtime::__private::reqwest::Client,
         guard: ResponseGuard,
     ) -> Self {
         Self::new_with_client(base_url, http, guard)

@@ -1,0 +1,3 @@
+fn main() {
+    paytokens_codegen::Builder::new("acme.yaml").generate();
+}
