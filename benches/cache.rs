@@ -10,9 +10,9 @@
 //! the paired ratio is printed at the end. Target: <= 1.05 (the hit path
 //! touches no metric).
 //!
-//! And the hit of a cache with a Redis store configured (a redis-server the
-//! bench starts on a free port) against the plain cache's, interleaved the
-//! same way. Target: <= 1.05 (hits never touch the store).
+//! And the hit of a cache with a Redis store configured (a redis-server,
+//! then a 3-primary, 3-replica Redis Cluster, that the bench starts on free
+//! ports) against the plain cache's, interleaved the same way. Target: <= 1.05 (hits never touch the store).
 //!
 //! `cargo bench --bench cache`
 
@@ -204,6 +204,42 @@ fn bench(c: &mut Criterion) {
     );
     println!(
         "hit_1_thread paired ratio, Redis store configured / none: {ratio:.3} (target <= 1.05)"
+    );
+
+    // The same with a Redis Cluster store (3 primaries, 3 replicas).
+    let cluster = redis_server::RedisCluster::start();
+    let clustered = runtime.block_on(async {
+        let config =
+            Config::new(Credentials::new("bench-cluster", "bench-secret")).base_url(server.uri());
+        let store = TokenStore::redis(&cluster.url()).unwrap();
+        let cache = TokenCache::with_store(
+            Source::<Autopay>::new(config).unwrap(),
+            CachePolicy::default(),
+            store,
+        )
+        .unwrap();
+        cache.token().await.unwrap();
+        cache
+    });
+    let clustered_hit = || black_box(clustered.cached().unwrap());
+    let ratio = interleaved(
+        c,
+        "hit_1_thread_cluster_store",
+        "token_cache_redis_cluster_store_interleaved",
+        |n| {
+            for _ in 0..n {
+                clustered_hit();
+            }
+        },
+        |n| {
+            for _ in 0..n {
+                hit();
+            }
+        },
+    );
+    println!(
+        "hit_1_thread paired ratio, Redis Cluster store configured / none: {ratio:.3} \
+         (target <= 1.05)"
     );
 }
 

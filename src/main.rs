@@ -46,8 +46,10 @@ const SECRET_TIP: &str = "the client secret is read from PAYTOKENS_CLIENT_SECRET
 
 /// `--cache`'s help: what it accepts, and the default.
 const CACHE_HELP: &str = "Where tokens are kept between runs, so that each run reuses a fresh \
-    one: redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), file:DIR, or none (mint on \
-    every run). Default: file:$XDG_CACHE_HOME/paytokens, else file:$HOME/.cache/paytokens";
+    one: redis://[USER:PASSWORD@]HOST:PORT[/DB], rediss://… (TLS), \
+    redis-sentinel://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]…][/DB]#SERVICE, \
+    redis-cluster://[USER:PASSWORD@]HOST[:PORT][,HOST[:PORT]…] (rediss- for TLS), file:DIR, or \
+    none (mint on every run). Default: file:$XDG_CACHE_HOME/paytokens, else file:$HOME/.cache/paytokens";
 
 /// The bound on `cache status` and `cache clear`: one scan of the store.
 const STORE_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);

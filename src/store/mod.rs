@@ -113,9 +113,25 @@ impl fmt::Debug for TokenStore {
 }
 
 impl TokenStore {
-    /// A Redis store at `url`: `redis://[user:password@]host:port[/db]`, or
-    /// `rediss://` for TLS (rustls, the platform's roots). Connects lazily,
-    /// and reconnects after failures.
+    /// A Redis store at `url` (`rediss` forms: TLS over rustls, with the
+    /// platform's roots):
+    ///
+    /// - one server: `redis://[user:password@]host:port[/db]`,
+    ///   `rediss://...`;
+    /// - the primary of a Sentinel service, in Lettuce's form:
+    ///   `redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#service`
+    ///   (port 26379 by default), `rediss-sentinel://...`; the user and
+    ///   password authenticate with the sentinels and the data nodes alike.
+    ///   Every new connection asks the sentinels for the primary, so a
+    ///   failover is followed;
+    /// - a Redis Cluster, by one or more of its nodes:
+    ///   `redis-cluster://[user:password@]host[:port][,host[:port]...]`
+    ///   (port 6379 by default), `rediss-cluster://...`. Every name of a
+    ///   credential carries the same hash tag, so each script touches one
+    ///   slot; notifications are sharded (`SSUBSCRIBE`, Redis 7).
+    ///
+    /// Connects lazily, and reconnects after failures; a password is never
+    /// printed ([`TokenStore::describe`] shows `***`).
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(url: &str) -> Result<Self, StoreError> {
@@ -130,14 +146,27 @@ impl TokenStore {
         Ok(Self::from_backend(file::FileStore::open(dir.into())?))
     }
 
-    /// The store a URL names: `redis://…`, `rediss://…` (with the `redis`
-    /// feature; without it, a [`StoreError::Config`] saying so),
-    /// `file:<dir>`; or `None` for `none` (in-process only).
+    /// The store a URL names: `redis://…`, `rediss://…`,
+    /// `redis-sentinel://…`, `redis-cluster://…` and their `rediss-` forms
+    /// (see [`TokenStore::redis`]; with the `redis` feature, without it a
+    /// [`StoreError::Config`] saying so), `file:<dir>`; or `None` for
+    /// `none` (in-process only).
     pub fn from_url(url: &str) -> Result<Option<Self>, StoreError> {
         if url == "none" {
             return Ok(None);
         }
-        if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let redis = [
+            "redis",
+            "rediss",
+            "redis-sentinel",
+            "rediss-sentinel",
+            "redis-cluster",
+            "rediss-cluster",
+        ];
+        if redis.iter().any(|scheme| {
+            url.strip_prefix(scheme)
+                .is_some_and(|rest| rest.starts_with("://"))
+        }) {
             #[cfg(feature = "redis")]
             return Self::redis(url).map(Some);
             #[cfg(not(feature = "redis"))]
@@ -154,7 +183,9 @@ impl TokenStore {
             return Self::file(dir).map(Some);
         }
         Err(StoreError::Config(
-            "the store must be redis://…, rediss://…, file:<dir> or none".into(),
+            "the store must be redis://…, rediss://…, redis-sentinel://…, redis-cluster://… \
+             (or their rediss- forms), file:<dir> or none"
+                .into(),
         ))
     }
 

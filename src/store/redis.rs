@@ -35,7 +35,14 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
-use redis::{Client, ErrorKind, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    Client, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, RedisResult, Script,
+    ScriptInvocation,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -61,6 +68,9 @@ const LISTEN_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// After this long without a message, the listener pings its connection
 /// and subscribes afresh if no answer comes.
 const LISTEN_PING_AFTER: Duration = Duration::from_secs(5);
+/// How often a cluster command is retried (after `MOVED`, `ASK`,
+/// `TRYAGAIN`, a lost node) within the store's bound on one call.
+const CLUSTER_RETRIES: u32 = 3;
 /// Events buffered per watched entry.
 const CHANNEL_CAPACITY: usize = 16;
 /// Keys asked for per `SCAN` step.
@@ -82,8 +92,9 @@ return {value, redis.call('PTTL', KEYS[1])}
     )
 });
 
-/// `SET PX [NX]`, then `PUBLISH stored` if it wrote. ARGV: value, ttl ms,
-/// `1` for NX, channel.
+/// `SET PX [NX]`, then announces `stored` if it wrote. ARGV: value, ttl
+/// ms, `1` for NX, channel, the publish command (`PUBLISH`, or `SPUBLISH`
+/// on a cluster).
 static PUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -94,7 +105,7 @@ else
   written = redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 end
 if written then
-  redis.call('PUBLISH', ARGV[4], 'stored')
+  redis.call(ARGV[5], ARGV[4], 'stored')
   return 1
 end
 return 0
@@ -102,14 +113,14 @@ return 0
     )
 });
 
-/// Compare-and-delete of the token, then `PUBLISH deleted:<mint>`. ARGV:
-/// value, channel, mint.
+/// Compare-and-delete of the token, then announces `deleted:<mint>`. ARGV:
+/// value, channel, mint, the publish command.
 static DELETE_IF: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'deleted:' .. ARGV[3])
+  redis.call(ARGV[4], ARGV[2], 'deleted:' .. ARGV[3])
   return 1
 end
 return 0
@@ -149,14 +160,14 @@ return 0
     )
 });
 
-/// Compare-and-delete of the lock, then `PUBLISH released`. ARGV: holder,
-/// channel.
+/// Compare-and-delete of the lock, then announces `released`. ARGV:
+/// holder, channel, the publish command.
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], 'released')
+  redis.call(ARGV[3], ARGV[2], 'released')
   return 1
 end
 return 0
@@ -242,34 +253,42 @@ return {{used, meta[1], meta[2], meta[3], age, meta[5], store_age}}
     ))
 });
 
+/// The part every name of a credential shares: `paytokens:{<credential>}`.
+/// The braces are a hash tag: on a cluster every name of a credential (its
+/// entries' tokens, locks and failures, its budget and meta) is in one
+/// slot, so that each script touches one slot.
+fn tagged(credential: &str) -> String {
+    format!("{PREFIX}{{{credential}}}")
+}
+
 /// The token's name.
 fn token_key(keys: &Keys) -> String {
-    format!("{PREFIX}{}:{}:token", keys.credential, keys.entry)
+    format!("{}:{}:token", tagged(&keys.credential), keys.entry)
 }
 
 /// The name of the entry's last failed mint, while its cooldown lasts.
 fn failure_key(keys: &Keys) -> String {
-    format!("{PREFIX}{}:{}:failure", keys.credential, keys.entry)
+    format!("{}:{}:failure", tagged(&keys.credential), keys.entry)
 }
 
 /// The mint lock's name.
 fn lock_key(keys: &Keys) -> String {
-    format!("{PREFIX}{}:{}:lock", keys.credential, keys.entry)
+    format!("{}:{}:lock", tagged(&keys.credential), keys.entry)
 }
 
 /// The budget's name (per credential).
 fn budget_key(credential: &str) -> String {
-    format!("{PREFIX}{credential}:budget")
+    format!("{}:budget", tagged(credential))
 }
 
 /// The status record's name (per credential).
 fn meta_key(credential: &str) -> String {
-    format!("{PREFIX}{credential}:meta")
+    format!("{}:meta", tagged(credential))
 }
 
-/// The entry's pub/sub channel.
+/// The entry's pub/sub channel (in the credential's slot, for `SPUBLISH`).
 fn channel(keys: &Keys) -> String {
-    format!("{PREFIX}{}:{}", keys.credential, keys.entry)
+    format!("{}:{}", tagged(&keys.credential), keys.entry)
 }
 
 /// `duration` in whole ms, at least 1 (Redis refuses a zero expiry) and at
@@ -313,15 +332,15 @@ enum Name<'a> {
     Other(&'a str),
 }
 
-/// Parses a name found by `SCAN`; `None` for one paytokens does not write.
+/// Parses a name found by `SCAN`; `None` for one paytokens does not write
+/// (its names before hash tags included: they expire with their tokens).
 fn parse_name(key: &str) -> Option<Name<'_>> {
-    let rest = key.strip_prefix(PREFIX)?;
-    let parts: Vec<&str> = rest.split(':').collect();
+    let rest = key.strip_prefix(PREFIX)?.strip_prefix('{')?;
+    let (credential, rest) = rest.split_once('}')?;
+    let parts: Vec<&str> = rest.strip_prefix(':')?.split(':').collect();
     match parts.as_slice() {
-        [credential, entry, "token"] => Some(Name::Token(credential, entry)),
-        [credential, _, "lock" | "failure"] | [credential, "budget" | "meta"] => {
-            Some(Name::Other(credential))
-        }
+        [entry, "token"] => Some(Name::Token(credential, entry)),
+        [_, "lock" | "failure"] | ["budget" | "meta"] => Some(Name::Other(credential)),
         _ => None,
     }
 }
@@ -349,14 +368,14 @@ pub(crate) struct RedisStore {
 /// ends with the store.
 struct Inner {
     /// Where and as whom to connect.
-    client: Client,
+    topology: Topology,
     /// The URL without its password.
     described: String,
     /// The password, as written in the URL and decoded, to scrub from any
     /// message (Redis does not echo it; this makes sure).
     secrets: Vec<SecretString>,
-    /// The connection manager once one connected, with its generation.
-    manager: Mutex<Option<(u64, ConnectionManager)>>,
+    /// The connection once one connected, with its generation.
+    manager: Mutex<Option<(u64, Link)>>,
     /// The generation of the last manager.
     generation: AtomicU64,
     /// Held while a manager connects, so that concurrent callers do not
@@ -366,6 +385,75 @@ struct Inner {
     channels: Mutex<HashMap<String, broadcast::Sender<Event>>>,
     /// The listener task, once a watch started it.
     listener: Mutex<Option<JoinHandle<()>>>,
+    /// On a cluster: the connection holding the sharded subscriptions
+    /// (`SSUBSCRIBE`, one per watched entry), once a watch made it.
+    subscriber: tokio::sync::Mutex<Option<ClusterConnection>>,
+}
+
+/// Where a store's data is, and how each connection finds it.
+enum Topology {
+    /// One server (`redis://`, `rediss://`).
+    Single(Client),
+    /// The primary of a Sentinel service (`redis-sentinel://`,
+    /// `rediss-sentinel://`), asked of the sentinels again at every
+    /// connection: after a failover, the next connection goes to the new
+    /// primary.
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    /// A Redis Cluster (`redis-cluster://`, `rediss-cluster://`), from
+    /// its seed nodes; the client follows `MOVED`/`ASK` and slot changes.
+    Cluster(ClusterClient),
+}
+
+impl Topology {
+    /// The command announcing a write to its entry's watchers: `SPUBLISH`
+    /// on a cluster (to the channel's shard, in the entry's slot),
+    /// `PUBLISH` elsewhere.
+    fn publish(&self) -> &'static str {
+        match self {
+            Topology::Cluster(_) => "SPUBLISH",
+            Topology::Single(_) | Topology::Sentinel(_) => "PUBLISH",
+        }
+    }
+}
+
+/// A connection of any topology, for commands and scripts.
+#[derive(Clone)]
+enum Link {
+    /// To one server: reconnects by itself after I/O errors.
+    Manager(ConnectionManager),
+    /// To a cluster: routes every command to its slot's primary.
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Link {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Link::Manager(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Link::Manager(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Manager(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
 }
 
 impl Drop for Inner {
@@ -415,7 +503,8 @@ impl RedisStore {
                 .arg(value)
                 .arg(millis(ttl))
                 .arg(u8::from(only_if_absent))
-                .arg(channel(keys));
+                .arg(channel(keys))
+                .arg(self.inner.topology.publish());
             let written: i64 = self.inner.invoke(invocation).await?;
             Ok(written == 1)
         })
@@ -425,11 +514,24 @@ impl RedisStore {
     /// for AUTH or an ACL user). Checks the URL only: connects on the first
     /// call, so no runtime is needed here.
     pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
+        match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some(scheme @ ("redis-sentinel" | "rediss-sentinel")) => {
+                Self::open_sentinel(url, scheme)
+            }
+            Some(scheme @ ("redis-cluster" | "rediss-cluster")) => Self::open_cluster(url, scheme),
+            _ => Self::open_single(url),
+        }
+    }
+
+    /// A store on one server: `redis://` or `rediss://`.
+    fn open_single(url: &str) -> Result<Self, StoreError> {
         let parsed = url::Url::parse(url)
             .map_err(|err| StoreError::Config(format!("invalid Redis URL: {err}")))?;
         if !matches!(parsed.scheme(), "redis" | "rediss") {
             return Err(StoreError::Config(
-                "a Redis store's URL must be redis://… or rediss://…".into(),
+                "a Redis store's URL must be redis://…, rediss://…, redis-sentinel://…, \
+                 rediss-sentinel://…, redis-cluster://… or rediss-cluster://…"
+                    .into(),
             ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
@@ -464,9 +566,14 @@ impl RedisStore {
         {
             secrets.push(SecretString::from(decoded.to_owned()));
         }
-        Ok(Self {
+        Ok(Self::with(Topology::Single(client), described, secrets))
+    }
+
+    /// The store around `topology`.
+    fn with(topology: Topology, described: String, secrets: Vec<SecretString>) -> Self {
+        Self {
             inner: Arc::new(Inner {
-                client,
+                topology,
                 described,
                 secrets,
                 manager: Mutex::new(None),
@@ -474,8 +581,135 @@ impl RedisStore {
                 connecting: tokio::sync::Mutex::new(()),
                 channels: Mutex::new(HashMap::new()),
                 listener: Mutex::new(None),
+                subscriber: tokio::sync::Mutex::new(None),
             }),
-        })
+        }
+    }
+
+    /// A store on the primary of a Sentinel service:
+    /// `redis-sentinel://[user:password@]host[:port][,host[:port]...][/db]#service`
+    /// (Lettuce's form; port 26379 by default), `rediss-sentinel://` for
+    /// TLS to the sentinels and the data nodes alike. The user and
+    /// password authenticate with both.
+    fn open_sentinel(url: &str, scheme: &str) -> Result<Self, StoreError> {
+        let nodes = Nodes::parse(url, scheme, 26379)?;
+        let Some(service) = nodes.service.clone() else {
+            return Err(StoreError::Config(
+                "a redis-sentinel:// URL names its service after `#`: \
+                 redis-sentinel://host:26379,host:26380/0#mymaster"
+                    .into(),
+            ));
+        };
+        let sentinels = nodes.hosts.iter().map(|(host, port)| {
+            if nodes.tls {
+                ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host.clone(), *port)
+            }
+        });
+        let configuration = |err: RedisError| {
+            StoreError::Config(scrub(
+                &nodes.secrets,
+                format!("invalid Redis Sentinel URL: {}", describe_error(&err)),
+            ))
+        };
+        let mut builder =
+            SentinelClientBuilder::new(sentinels, service, SentinelServerType::Master)
+                .map_err(configuration)?
+                .set_client_to_redis_db(nodes.db);
+        if let Some(username) = &nodes.username {
+            builder = builder
+                .set_client_to_redis_username(username)
+                .set_client_to_sentinel_username(username);
+        }
+        if let Some(password) = &nodes.password {
+            let password = password.expose_secret();
+            builder = builder
+                .set_client_to_redis_password(password)
+                .set_client_to_sentinel_password(password);
+        }
+        if nodes.tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        }
+        let sentinel = builder.build().map_err(configuration)?;
+        Ok(Self::with(
+            Topology::Sentinel(tokio::sync::Mutex::new(sentinel)),
+            nodes.described,
+            nodes.secrets,
+        ))
+    }
+
+    /// A store on a Redis Cluster, from one or more of its nodes:
+    /// `redis-cluster://[user:password@]host[:port][,host[:port]...]` (port
+    /// 6379 by default), `rediss-cluster://` for TLS.
+    fn open_cluster(url: &str, scheme: &str) -> Result<Self, StoreError> {
+        let nodes = Nodes::parse(url, scheme, 6379)?;
+        if nodes.service.is_some() {
+            return Err(StoreError::Config(
+                "a redis-cluster:// URL has no #fragment (only Sentinel names a service)".into(),
+            ));
+        }
+        if nodes.db != 0 {
+            return Err(StoreError::Config(
+                "a Redis Cluster has only database 0: give the URL no /db".into(),
+            ));
+        }
+        let mut seeds = Vec::with_capacity(nodes.hosts.len());
+        for (host, port) in &nodes.hosts {
+            let addr = if nodes.tls {
+                ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host.clone(), *port)
+            };
+            let mut settings = redis::RedisConnectionInfo::default();
+            if let Some(username) = &nodes.username {
+                settings = settings.set_username(username.clone());
+            }
+            if let Some(password) = &nodes.password {
+                settings = settings.set_password(password.expose_secret());
+            }
+            seeds.push(
+                redis::IntoConnectionInfo::into_connection_info(addr)
+                    .map(|info| info.set_redis_settings(settings))
+                    .map_err(|err| {
+                        StoreError::Config(scrub(
+                            &nodes.secrets,
+                            format!("invalid Redis Cluster URL: {}", describe_error(&err)),
+                        ))
+                    })?,
+            );
+        }
+        // The push sender hands messages to the store, which holds the
+        // client: it learns where the store is once the store exists.
+        let pushes = Pushes(Arc::new(std::sync::OnceLock::new()));
+        let client = ClusterClient::builder(seeds)
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(RESPONSE_TIMEOUT)
+            .retries(CLUSTER_RETRIES)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes.clone())
+            .build()
+            .map_err(|err| {
+                StoreError::Config(scrub(
+                    &nodes.secrets,
+                    format!("invalid Redis Cluster URL: {}", describe_error(&err)),
+                ))
+            })?;
+        let store = Self::with(Topology::Cluster(client), nodes.described, nodes.secrets);
+        let _ = pushes.0.set(Arc::downgrade(&store.inner));
+        Ok(store)
     }
 
     /// Starts the listener on the current runtime, unless it runs. Without
@@ -488,8 +722,182 @@ impl RedisStore {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let client = self.inner.client.clone();
-        *slot = Some(runtime.spawn(listen(client, Arc::downgrade(&self.inner))));
+        *slot = Some(runtime.spawn(listen(Arc::downgrade(&self.inner))));
+    }
+}
+
+impl RedisStore {
+    /// On a cluster: `SSUBSCRIBE` to `added`'s channel and `SUNSUBSCRIBE`
+    /// from the `gone` ones, on the store's subscription connection, in the
+    /// background (on the current runtime; without one, nothing: the
+    /// watchers then poll). A subscription that fails, or that a slot move
+    /// loses, costs only the notification: waiters poll the store too.
+    fn subscribe_sharded(&self, added: Option<String>, gone: Vec<String>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            let Some(inner) = store.upgrade() else { return };
+            let Topology::Cluster(client) = &inner.topology else {
+                return;
+            };
+            let work = async {
+                let mut subscriber = inner.subscriber.lock().await;
+                if subscriber.is_none() {
+                    *subscriber = Some(client.get_async_connection().await?);
+                }
+                let connection = subscriber.as_mut().expect("connected above");
+                if !gone.is_empty() {
+                    connection.sunsubscribe(&gone).await?;
+                }
+                if let Some(added) = &added {
+                    connection.ssubscribe(added).await?;
+                }
+                RedisResult::Ok(())
+            };
+            match tokio::time::timeout(CONNECT_TIMEOUT * 2, work).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    let error = scrub(&inner.secrets, describe_error(&err));
+                    // A connection that failed is made afresh next time.
+                    *inner.subscriber.lock().await = None;
+                    tracing::debug!(target: "paytokens::store", %error,
+                        "redis cluster: cannot subscribe to an entry's channel; its waiters poll");
+                }
+                Err(_elapsed) => {
+                    *inner.subscriber.lock().await = None;
+                    tracing::debug!(target: "paytokens::store",
+                        "redis cluster: no answer subscribing to an entry's channel; its waiters poll");
+                }
+            }
+        });
+    }
+}
+
+/// What a Sentinel or Cluster URL says: `<scheme>://[user:password@]host[:port][,host[:port]...][/db][#service]`.
+struct Nodes {
+    tls: bool,
+    /// Percent-decoded.
+    username: Option<String>,
+    /// Percent-decoded.
+    password: Option<SecretString>,
+    hosts: Vec<(String, u16)>,
+    db: i64,
+    service: Option<String>,
+    /// The URL with `***` for its password.
+    described: String,
+    /// The password as written and as decoded, to scrub from messages.
+    secrets: Vec<SecretString>,
+}
+
+impl Nodes {
+    /// Parses `url` of `scheme` (`redis-sentinel`, ...); a host without a
+    /// port gets `default_port`. No message repeats the URL's user or
+    /// password.
+    fn parse(url: &str, scheme: &str, default_port: u16) -> Result<Self, StoreError> {
+        let invalid = |why: &str| StoreError::Config(format!("invalid {scheme}:// URL: {why}"));
+        let rest = &url[scheme.len() + "://".len()..];
+        let (rest, service) = match rest.split_once('#') {
+            Some((rest, service)) => (rest, Some(service)),
+            None => (rest, None),
+        };
+        if rest.contains('?') {
+            return Err(invalid("it takes no ?options"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        let (userinfo, hostlist) = match authority.rsplit_once('@') {
+            Some((userinfo, hosts)) => (Some(userinfo), hosts),
+            None => (None, authority),
+        };
+        let mut hosts = Vec::new();
+        for host in hostlist.split(',') {
+            if host.is_empty() {
+                return Err(invalid("a host is missing (hosts are separated by commas)"));
+            }
+            let parsed = url::Url::parse(&format!("redis://{host}"))
+                .map_err(|_| invalid("a host is not host[:port]"))?;
+            let name = parsed
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| invalid("a host is not host[:port]"))?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned();
+            if parsed.path() != "/" && !parsed.path().is_empty() {
+                return Err(invalid("a host is not host[:port]"));
+            }
+            hosts.push((name, parsed.port().unwrap_or(default_port)));
+        }
+        let db = match path.trim_start_matches('/') {
+            "" => 0,
+            db => db
+                .parse::<i64>()
+                .ok()
+                .filter(|db| *db >= 0)
+                .ok_or_else(|| invalid("the path must be a database number, /0"))?,
+        };
+        let service = match service {
+            Some("") => return Err(invalid("the #service is empty")),
+            other => other.map(str::to_owned),
+        };
+        // The user-info decoded as redis-rs decodes a redis:// URL's.
+        let (mut username, mut password, mut secrets, mut shown_userinfo) =
+            (None, None, Vec::new(), String::new());
+        if let Some(userinfo) = userinfo {
+            let (user, raw_password) = match userinfo.split_once(':') {
+                Some((user, password)) => (user, Some(password)),
+                None => (userinfo, None),
+            };
+            if let Some(raw) = raw_password {
+                secrets.push(SecretString::from(raw.to_owned()));
+            }
+            let info = redis::IntoConnectionInfo::into_connection_info(format!(
+                "redis://{userinfo}@127.0.0.1"
+            ))
+            .map_err(|_| invalid("the user or password is not percent-encoded"))?;
+            let settings = info.redis_settings();
+            username = settings.username().map(str::to_owned);
+            if let Some(decoded) = settings.password() {
+                secrets.push(SecretString::from(decoded.to_owned()));
+                password = Some(SecretString::from(decoded.to_owned()));
+            }
+            shown_userinfo = match raw_password {
+                Some(_) => format!("{user}:***@"),
+                None => format!("{user}@"),
+            };
+        }
+        let listed: Vec<String> = hosts
+            .iter()
+            .map(|(host, port)| {
+                if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            })
+            .collect();
+        let mut described = format!("{scheme}://{shown_userinfo}{}", listed.join(","));
+        if db != 0 {
+            described.push_str(&format!("/{db}"));
+        }
+        if let Some(service) = &service {
+            described.push('#');
+            described.push_str(service);
+        }
+        Ok(Self {
+            tls: scheme.starts_with("rediss"),
+            username,
+            password,
+            hosts,
+            db,
+            service,
+            described,
+            secrets,
+        })
     }
 }
 
@@ -513,7 +921,7 @@ impl Inner {
 
     /// The connection manager, connecting it if there is none yet. A
     /// failed connection is reported, not kept.
-    async fn connection(&self) -> Result<(u64, ConnectionManager), StoreError> {
+    async fn connection(&self) -> Result<(u64, Link), StoreError> {
         if let Some(manager) = lock(&self.manager).clone() {
             return Ok(manager);
         }
@@ -521,27 +929,51 @@ impl Inner {
         if let Some(manager) = lock(&self.manager).clone() {
             return Ok(manager);
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            .set_number_of_retries(CONNECT_RETRIES)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
+        let link = tokio::time::timeout(CONNECT_TIMEOUT * 2, self.connect())
             .await
+            .map_err(|_| StoreError::Unavailable("redis: no answer while connecting".to_owned()))?
             .map_err(|err| self.unavailable(&err))?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        *lock(&self.manager) = Some((generation, manager.clone()));
-        Ok((generation, manager))
+        *lock(&self.manager) = Some((generation, link.clone()));
+        Ok((generation, link))
+    }
+
+    /// A new connection for commands, to wherever the topology says now.
+    async fn connect(&self) -> RedisResult<Link> {
+        let manager = |client: Client| async move {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                .set_number_of_retries(CONNECT_RETRIES)
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_with_config(client, config)
+                .await
+                .map(Link::Manager)
+        };
+        match &self.topology {
+            Topology::Single(client) => manager(client.clone()).await,
+            Topology::Sentinel(sentinel) => {
+                // The primary the sentinels name now (one that answers as
+                // a primary): not the one a previous connection went to.
+                let client = sentinel.lock().await.async_get_client().await?;
+                manager(client).await
+            }
+            Topology::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
+        }
     }
 
     /// Maps a command's error. The manager reconnects by itself after I/O
     /// errors; after any other (authentication refused at a reconnect, a
     /// server turned replica, …) it may stay broken, so it is dropped and
-    /// the next call connects afresh.
+    /// the next call connects afresh. Through Sentinel every error drops
+    /// it: the manager would reconnect to the same address, which after a
+    /// failover is no longer the primary (redis-rs #1438); the next call
+    /// asks the sentinels again. A cluster connection follows a failover
+    /// by itself (it reads the slots again after errors).
     fn check<T>(&self, generation: u64, result: RedisResult<T>) -> Result<T, StoreError> {
         result.map_err(|err| {
-            if !err.is_io_error() {
+            if !err.is_io_error() || matches!(self.topology, Topology::Sentinel(_)) {
                 let mut manager = lock(&self.manager);
                 if manager
                     .as_ref()
@@ -578,9 +1010,32 @@ impl Inner {
         self.check(generation, result)
     }
 
-    /// One step of `SCAN` (never `KEYS`) over the names paytokens writes:
-    /// the next cursor (0 at the end) and some names, maybe repeated.
-    async fn scan(&self, cursor: u64) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
+    /// The nodes whose names `SCAN` walks: the one server (`None`), or
+    /// every primary of the cluster, as `CLUSTER NODES` lists them now.
+    async fn scanned_nodes(&self) -> Result<Vec<Option<(String, u16)>>, StoreError> {
+        if !matches!(self.topology, Topology::Cluster(_)) {
+            return Ok(vec![None]);
+        }
+        let mut command = redis::cmd("CLUSTER");
+        command.arg("NODES");
+        let nodes: String = self.query(&command).await?;
+        let primaries: Vec<_> = nodes.lines().filter_map(primary_of).map(Some).collect();
+        if primaries.is_empty() {
+            return Err(StoreError::Unavailable(
+                "redis cluster: CLUSTER NODES lists no primary".to_owned(),
+            ));
+        }
+        Ok(primaries)
+    }
+
+    /// One step of `SCAN` (never `KEYS`) over the names paytokens writes,
+    /// on `node` (a cluster's primary) or the one server: the next cursor
+    /// (0 at the end) and some names, maybe repeated.
+    async fn scan(
+        &self,
+        node: Option<&(String, u16)>,
+        cursor: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>), StoreError> {
         let mut command = redis::cmd("SCAN");
         command
             .arg(cursor)
@@ -588,7 +1043,22 @@ impl Inner {
             .arg(PATTERN)
             .arg("COUNT")
             .arg(SCAN_COUNT);
-        self.query(&command).await
+        let Some((host, port)) = node else {
+            return self.query(&command).await;
+        };
+        let (generation, link) = self.connection().await?;
+        let Link::Cluster(mut connection) = link else {
+            unreachable!("only a cluster has nodes to scan");
+        };
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.clone(),
+            port: *port,
+        });
+        let result = connection
+            .route_command(command, routing)
+            .await
+            .and_then(|value| Ok(<(u64, Vec<Vec<u8>>)>::from_redis_value(value)?));
+        self.check(generation, result)
     }
 
     /// Hands a message from the listener to the entry's watchers.
@@ -605,21 +1075,79 @@ impl Inner {
     }
 }
 
-/// Subscribes a new pub/sub connection to every paytokens channel.
-async fn subscribe(client: &Client) -> RedisResult<(PubSubSink, PubSubStream)> {
+/// A primary's address from a line of `CLUSTER NODES` (`<id>
+/// <ip>:<port>@<bus-port>[,<hostname>] <flags> ...`); `None` for a
+/// replica, a failed node, or one without an address.
+fn primary_of(line: &str) -> Option<(String, u16)> {
+    let mut fields = line.split_whitespace();
+    let (_id, address, flags) = (fields.next()?, fields.next()?, fields.next()?);
+    let flags: Vec<&str> = flags.split(',').collect();
+    if !flags.contains(&"master") || flags.iter().any(|f| f.starts_with("fail")) {
+        return None;
+    }
+    let address = address.split(['@', ',']).next()?;
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+/// Subscribes a new pub/sub connection to every paytokens channel, on the
+/// one server or the primary the sentinels name now (a replica would do
+/// too: Redis replicates messages to them).
+async fn subscribe(inner: &Inner) -> RedisResult<(PubSubSink, PubSubStream)> {
+    let client = match &inner.topology {
+        Topology::Single(client) => client.clone(),
+        Topology::Sentinel(sentinel) => sentinel.lock().await.async_get_client().await?,
+        Topology::Cluster(_) => {
+            return Err(RedisError::from((
+                ErrorKind::Client,
+                "a cluster's notifications are sharded subscriptions",
+            )));
+        }
+    };
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.psubscribe(PATTERN).await?;
     Ok(pubsub.split())
+}
+
+/// Where a cluster connection's pushes go: each `SMESSAGE` to its entry's
+/// watchers, at once (the sender must not block the connection); anything
+/// else is dropped. Holds the store weakly, once it exists.
+#[derive(Clone)]
+struct Pushes(Arc<std::sync::OnceLock<Weak<Inner>>>);
+
+impl redis::aio::AsyncPushSender for Pushes {
+    fn send(&self, info: redis::PushInfo) -> Result<(), redis::aio::SendError> {
+        let Some(inner) = self.0.get().and_then(Weak::upgrade) else {
+            return Err(redis::aio::SendError);
+        };
+        if info.kind == redis::PushKind::SMessage
+            && let [
+                redis::Value::BulkString(channel),
+                redis::Value::BulkString(payload),
+            ] = info.data.as_slice()
+            && let Ok(channel) = std::str::from_utf8(channel)
+        {
+            inner.dispatch(channel, payload);
+        }
+        Ok(())
+    }
 }
 
 /// The listener: hears every paytokens channel and hands each message to
 /// the store's watchers, subscribing again (100 ms, doubling to 2 s) when
 /// the connection fails or goes quiet and does not answer a ping. Ends with
 /// the store.
-async fn listen(client: Client, store: Weak<Inner>) {
+async fn listen(store: Weak<Inner>) {
     let mut backoff = LISTEN_BACKOFF_MIN;
     loop {
-        match tokio::time::timeout(CONNECT_TIMEOUT, subscribe(&client)).await {
+        let Some(inner) = store.upgrade() else { return };
+        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT * 2, subscribe(&inner)).await;
+        drop(inner);
+        match subscribed {
             Ok(Ok((mut sink, mut stream))) => {
                 tracing::debug!(target: "paytokens::store", "redis listener subscribed");
                 backoff = LISTEN_BACKOFF_MIN;
@@ -729,7 +1257,11 @@ impl Backend for RedisStore {
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut invocation = DELETE_IF.key(token_key(keys));
-            invocation.arg(value).arg(channel(keys)).arg(mint);
+            invocation
+                .arg(value)
+                .arg(channel(keys))
+                .arg(mint)
+                .arg(self.inner.topology.publish());
             let deleted: i64 = self.inner.invoke(invocation).await?;
             Ok(deleted == 1)
         })
@@ -774,7 +1306,10 @@ impl Backend for RedisStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut invocation = RELEASE.key(lock_key(keys));
-            invocation.arg(holder).arg(channel(keys));
+            invocation
+                .arg(holder)
+                .arg(channel(keys))
+                .arg(self.inner.topology.publish());
             let _released: i64 = self.inner.invoke(invocation).await?;
             Ok(())
         })
@@ -830,34 +1365,52 @@ impl Backend for RedisStore {
     }
 
     fn watch(&self, keys: &Keys) -> broadcast::Receiver<Event> {
-        let receiver = {
+        let name = channel(keys);
+        let (receiver, added, gone) = {
             let mut channels = lock(&self.inner.channels);
-            channels.retain(|_, sender| sender.receiver_count() > 0);
-            channels
-                .entry(channel(keys))
+            let mut gone = Vec::new();
+            channels.retain(|channel, sender| {
+                let live = sender.receiver_count() > 0;
+                if !live {
+                    gone.push(channel.clone());
+                }
+                live
+            });
+            let added = !channels.contains_key(&name);
+            let receiver = channels
+                .entry(name.clone())
                 .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-                .subscribe()
+                .subscribe();
+            (receiver, added, gone)
         };
-        self.ensure_listener();
+        if matches!(self.inner.topology, Topology::Cluster(_)) {
+            if added || !gone.is_empty() {
+                self.subscribe_sharded(added.then_some(name), gone);
+            }
+        } else {
+            self.ensure_listener();
+        }
         receiver
     }
 
     fn status(&self) -> BoxFuture<'_, Result<Vec<CredentialStatus>, StoreError>> {
         Box::pin(async move {
             let mut names = Vec::new();
-            let mut cursor = 0;
-            loop {
-                let (next, found) = self.inner.scan(cursor).await?;
-                // Names paytokens writes are ASCII; others are not its own.
-                names.extend(
-                    found
-                        .into_iter()
-                        .filter_map(|name| String::from_utf8(name).ok()),
-                );
-                if next == 0 {
-                    break;
+            for node in self.inner.scanned_nodes().await? {
+                let mut cursor = 0;
+                loop {
+                    let (next, found) = self.inner.scan(node.as_ref(), cursor).await?;
+                    // Names paytokens writes are ASCII; others are not its own.
+                    names.extend(
+                        found
+                            .into_iter()
+                            .filter_map(|name| String::from_utf8(name).ok()),
+                    );
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                cursor = next;
             }
             names.sort_unstable();
             names.dedup();
@@ -926,18 +1479,22 @@ impl Backend for RedisStore {
     fn clear(&self) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let mut unlinked = 0;
-            let mut cursor = 0;
-            loop {
-                let (next, names) = self.inner.scan(cursor).await?;
-                if !names.is_empty() {
-                    let gone: usize = self.inner.query(redis::cmd("UNLINK").arg(names)).await?;
-                    unlinked += gone;
+            for node in self.inner.scanned_nodes().await? {
+                let mut cursor = 0;
+                loop {
+                    let (next, names) = self.inner.scan(node.as_ref(), cursor).await?;
+                    if !names.is_empty() {
+                        // On a cluster, the client splits it by slot.
+                        let gone: usize = self.inner.query(redis::cmd("UNLINK").arg(names)).await?;
+                        unlinked += gone;
+                    }
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
                 }
-                if next == 0 {
-                    return Ok(unlinked);
-                }
-                cursor = next;
             }
+            Ok(unlinked)
         })
     }
 }
@@ -961,7 +1518,7 @@ mod tests {
     use super::*;
     use crate::{CacheKey, Provider};
 
-    use super::redis_server::{self, RedisServer};
+    use super::redis_server::{self, RedisCluster, RedisSentinels, RedisServer};
 
     /// The keys of client `client_id`'s entry for `scopes`.
     fn keys(client_id: &str, scopes: &[&str]) -> Keys {
@@ -1115,7 +1672,7 @@ mod tests {
         let names = server.cli(&["KEYS", "*"]);
         assert_eq!(
             names,
-            [format!("paytokens:{}:{}:token", k.credential, k.entry)]
+            [format!("paytokens:{{{}}}:{}:token", k.credential, k.entry)]
         );
         // Expiry is the server's: a token past its ttl is gone.
         assert!(
@@ -1144,7 +1701,7 @@ mod tests {
         let names = server.cli(&["KEYS", "*"]);
         assert_eq!(
             names,
-            [format!("paytokens:{}:{}:failure", k.credential, k.entry)]
+            [format!("paytokens:{{{}}}:{}:failure", k.credential, k.entry)]
         );
         assert_eq!(a.clear().await.unwrap(), 1);
         a.put_failure(&k, b"short", Duration::from_millis(50))
@@ -1789,5 +2346,217 @@ mod tests {
             String::from_utf8_lossy(&output.stderr)
         );
         assert_eq!(server.cli(&["-a", PASSWORD, "DBSIZE"]), ["1"]);
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_parse_and_never_show_the_password() {
+        let sentinel =
+            store("redis-sentinel://alice:pw-Secret-77@127.0.0.1:26379,127.0.0.1:26380/2#mymaster");
+        assert_eq!(
+            sentinel.describe(),
+            "redis-sentinel://alice:***@127.0.0.1:26379,127.0.0.1:26380/2#mymaster"
+        );
+        assert_eq!(
+            store("rediss-sentinel://:pw%2FSecret-77@sentinel-a,sentinel-b:1#svc").describe(),
+            "rediss-sentinel://:***@sentinel-a:26379,sentinel-b:1#svc"
+        );
+        assert_eq!(
+            store("redis-cluster://127.0.0.1:7000,127.0.0.1").describe(),
+            "redis-cluster://127.0.0.1:7000,127.0.0.1:6379"
+        );
+        assert_eq!(
+            store("rediss-cluster://alice:pw-Secret-77@[::1]:7000/").describe(),
+            "rediss-cluster://alice:***@[::1]:7000"
+        );
+        for url in [
+            "redis-sentinel://alice:pw-Secret-77@127.0.0.1:26379",
+            "redis-sentinel://alice:pw-Secret-77@127.0.0.1:26379#",
+            "redis-sentinel://alice:pw-Secret-77@127.0.0.1:26379/db#svc",
+            "redis-sentinel://alice:pw-Secret-77@127.0.0.1:26379?x=1#svc",
+            "redis-cluster://alice:pw-Secret-77@127.0.0.1:7000#svc",
+            "redis-cluster://alice:pw-Secret-77@127.0.0.1:7000/1",
+            "redis-cluster://alice:pw-Secret-77@127.0.0.1:7000,,127.0.0.1:7001",
+            "redis-cluster://alice:pw-Secret-77@127.0.0.1:port",
+            "redis-cluster://alice:pw-Secret-77@",
+            "redis-cluster://alice:pw-Secret-77@127.0.0.1:7000/x/y",
+            "redis-clusters://alice:pw-Secret-77@127.0.0.1:7000",
+        ] {
+            let Err(err) = RedisStore::open(url) else {
+                panic!("{url} was accepted");
+            };
+            assert!(matches!(err, StoreError::Config(_)), "{url}: {err:?}");
+            for shown in [err.to_string(), format!("{err:?}")] {
+                assert!(
+                    !shown.contains("Secret") && !shown.contains("alice"),
+                    "{shown}"
+                );
+            }
+        }
+    }
+
+    /// Waits until `n` sharded subscriptions to `channel` exist on the
+    /// cluster's primaries.
+    async fn wait_sharded(cluster: &mut RedisCluster, channel: &str, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let primaries = cluster.primaries(&[]);
+            let subscribed: usize = primaries
+                .iter()
+                .map(|&i| {
+                    let answer = cluster.nodes[i].cli(&["PUBSUB", "SHARDNUMSUB", channel]);
+                    answer
+                        .get(1)
+                        .and_then(|n| n.parse::<usize>().ok())
+                        .unwrap_or(0)
+                })
+                .sum();
+            if subscribed == n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{subscribed} sharded subscriptions to the channel, not {n}"
+            );
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_a_cluster_an_entry_is_one_slot_every_call_works_and_watchers_hear_it() {
+        let mut cluster = RedisCluster::start();
+        let (a, b) = (store(&cluster.url()), store(&cluster.url()));
+        let k = keys("client", &["a"]);
+        let mut events = a.watch(&k);
+        wait_sharded(&mut cluster, &channel(&k), 1).await;
+
+        assert!(b.put(&k, b"token", TTL, false).await.unwrap());
+        assert_eq!(next_event(&mut events).await, Event::Stored);
+        let found = a.get(&k).await.unwrap().expect("the token");
+        assert_eq!(found.value, b"token");
+        b.put_failure(&k, b"failure", TTL).await.unwrap();
+        assert_eq!(next_event(&mut events).await, Event::Stored);
+        assert!(a.get_failure(&k).await.unwrap().is_some());
+        assert_eq!(a.try_lock(&k, "a", LEASE).await.unwrap(), Lock::Acquired);
+        assert!(matches!(
+            b.try_lock(&k, "b", LEASE).await.unwrap(),
+            Lock::Held(_)
+        ));
+        assert!(a.renew(&k, "a", LEASE).await.unwrap());
+        a.release(&k, "a").await.unwrap();
+        assert_eq!(next_event(&mut events).await, Event::Released);
+        assert_eq!(b.take_budget(&k, 2, TTL).await.unwrap(), Take::Granted(1));
+        b.record_failure(&k, "rejected").await.unwrap();
+        b.record_store_failure(&k, "no answer", Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert!(b.delete_if(&k, b"token", "mint-7").await.unwrap());
+        assert_eq!(
+            next_event(&mut events).await,
+            Event::Deleted("mint-7".into())
+        );
+
+        // Every name of the credential is in one slot, on one primary.
+        let mut names = Vec::new();
+        for i in cluster.primaries(&[]) {
+            names.extend(cluster.nodes[i].cli(&["--scan", "--pattern", "paytokens:*"]));
+        }
+        // The budget, the meta and the failure (the token was deleted, the
+        // lock released).
+        assert!(names.len() >= 3, "{names:?}");
+        let slots: BTreeMap<String, Vec<String>> =
+            names.iter().fold(BTreeMap::new(), |mut slots, name| {
+                let slot = cluster.nodes[0].cli(&["CLUSTER", "KEYSLOT", name]).concat();
+                slots.entry(slot).or_default().push(name.clone());
+                slots
+            });
+        assert_eq!(slots.len(), 1, "names in several slots: {slots:?}");
+
+        // Status and clear walk every primary.
+        let other = keys("another-client", &[]);
+        assert!(a.put(&other, b"token", TTL, false).await.unwrap());
+        let status = a.status().await.unwrap();
+        assert_eq!(status.len(), 2, "{status:?}");
+        assert!(
+            status
+                .iter()
+                .any(|c| c.id == k.credential && c.budget.is_some())
+        );
+        let cleared = b.clear().await.unwrap();
+        assert!(cleared >= 4, "cleared {cleared}");
+        for i in cluster.primaries(&[]) {
+            assert!(
+                cluster.nodes[i]
+                    .cli(&["--scan", "--pattern", "paytokens:*"])
+                    .is_empty()
+            );
+        }
+        // A watcher dropped: its subscription goes with the next watch.
+        drop(events);
+        let _again = a.watch(&other);
+        wait_sharded(&mut cluster, &channel(&k), 0).await;
+        wait_sharded(&mut cluster, &channel(&other), 1).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn on_a_cluster_a_killed_primary_fails_calls_until_its_replica_takes_over() {
+        let mut cluster = RedisCluster::start();
+        let a = store(&cluster.url());
+        let k = keys("client", &[]);
+        assert!(a.put(&k, b"token", TTL, false).await.unwrap());
+        let holder = cluster
+            .primary_holding(&[], "paytokens:*")
+            .expect("a primary holds the token");
+        // The replica takes over its slots; calls work again, with what was
+        // replicated to it.
+        cluster.kill_primary_holding(&[], "paytokens:*");
+        eventually("a put after the failover", || {
+            a.put(&k, b"token-2", TTL, false)
+        })
+        .await;
+        let found = eventually("a get after the failover", || a.get(&k)).await;
+        assert_eq!(found.expect("the token").value, b"token-2");
+        let now = cluster
+            .primary_holding(&[], "paytokens:*")
+            .expect("a primary holds the token");
+        assert_ne!(now, holder);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn through_sentinel_with_passwords_a_failover_is_followed() {
+        const PASSWORD: &str = "pw-Sentinel-Secret-9";
+        let mut set = RedisSentinels::start(Some(PASSWORD));
+        let a = store(&set.url());
+        assert!(!a.describe().contains(PASSWORD), "{}", a.describe());
+        let k = keys("client", &[]);
+        let mut events = a.watch(&k);
+        wait_listeners(&set.primary, &["-a", PASSWORD], 1).await;
+        assert!(a.put(&k, b"token", TTL, false).await.unwrap());
+        assert_eq!(next_event(&mut events).await, Event::Stored);
+        let name = token_key(&k);
+        assert_eq!(set.primary.cli(&["-a", PASSWORD, "EXISTS", &name]), ["1"]);
+
+        set.fail_over();
+        // The next connections go to the new primary: writes land there.
+        eventually("a put after the failover", || {
+            a.put(&k, b"token-2", TTL, false)
+        })
+        .await;
+        assert_eq!(
+            set.replica.cli(&["-a", PASSWORD, "GET", &name]),
+            ["token-2"]
+        );
+        // The listener follows too: a write is heard again.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let _ = a.put(&k, b"token-3", TTL, false).await;
+            if let Ok(Ok(Event::Stored)) = timeout(Duration::from_millis(500), events.recv()).await
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no notification after the failover"
+            );
+        }
     }
 }

@@ -16,7 +16,7 @@ use paytokens::{Provider, TokenSource as _};
 
 use crate::common::CANARY_SECRET;
 use crate::parent::{Proc, Spec, TempDir, fleet, go_all, quit_all};
-use crate::redis_server::RedisServer;
+use crate::redis_server::{RedisCluster, RedisSentinels, RedisServer};
 use crate::{Call, Reply};
 
 /// The sandbox latency of the cold-start scenario.
@@ -44,9 +44,13 @@ type Scenario = fn(&Ctx) -> Vec<String>;
 
 /// Runs every scenario (or those `FLEET_ONLY` names); the exit code.
 pub fn run_all() -> i32 {
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 14] = [
         ("one_mint_redis", one_mint_redis),
         ("one_mint_file", one_mint_file),
+        ("one_mint_cluster", one_mint_cluster),
+        ("one_mint_sentinel", one_mint_sentinel),
+        ("primary_killed_cluster", primary_killed_cluster),
+        ("failover_sentinel", failover_sentinel),
         ("wrong_secret_redis", wrong_secret_redis),
         ("wrong_secret_file", wrong_secret_file),
         (
@@ -243,6 +247,116 @@ fn one_mint_redis(ctx: &Ctx) -> Vec<String> {
     let notes = one_mint(ctx, "one_mint_redis", redis.url());
     drop(redis);
     notes
+}
+
+/// [`one_mint`] on a fresh 3-primary, 3-replica Redis Cluster.
+fn one_mint_cluster(ctx: &Ctx) -> Vec<String> {
+    let cluster = RedisCluster::start();
+    one_mint(ctx, "one_mint_cluster", cluster.url())
+}
+
+/// [`one_mint`] through three sentinels to a primary with a replica.
+fn one_mint_sentinel(ctx: &Ctx) -> Vec<String> {
+    let set = RedisSentinels::start(None);
+    one_mint(ctx, "one_mint_sentinel", set.url())
+}
+
+/// [`primary_lost`] on a cluster: the primary holding the entry's slot is
+/// killed (SIGKILL); its replica takes the slots over.
+fn primary_killed_cluster(ctx: &Ctx) -> Vec<String> {
+    let mut cluster = RedisCluster::start();
+    let url = cluster.url();
+    primary_lost(ctx, "primary_killed_cluster", url, || {
+        cluster.kill_primary_holding(&[], "paytokens:*")
+    })
+}
+
+/// [`primary_lost`] through Sentinel: the primary is killed (SIGKILL), the
+/// sentinels fail over to the replica.
+fn failover_sentinel(ctx: &Ctx) -> Vec<String> {
+    let mut set = RedisSentinels::start(None);
+    let url = set.url();
+    primary_lost(ctx, "failover_sentinel", url, || {
+        let killed = Instant::now();
+        set.fail_over();
+        killed.elapsed()
+    })
+}
+
+/// [`PROCESSES`] processes x [`TASKS`] callers against a cold store; the
+/// store's primary is lost (`lose`, which returns how long the topology
+/// took to fail over) while the first mint runs. Every caller gets a
+/// token, at most 2 are minted, and the fleet is on one token again
+/// after the failover, with no mint in the next wave.
+fn primary_lost(
+    ctx: &Ctx,
+    name: &str,
+    store: String,
+    lose: impl FnOnce() -> Duration,
+) -> Vec<String> {
+    ctx.sandbox.clear_faults();
+    let mut spec = ctx.client(name, None);
+    spec.store = store;
+    let mut procs = fleet(&spec, PROCESSES);
+    let slow = Duration::from_millis(1000);
+    ctx.sandbox
+        .inject(ctx.provider, Fault::Latency(slow), PROCESSES * 2);
+    let before = ctx.requests();
+    for proc in procs.iter_mut() {
+        proc.send("go");
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "the first mint request to reach the sandbox",
+        || ctx.requests() > before,
+    );
+    let killed = Instant::now();
+    let failover = lose();
+    let replies: Vec<Reply> = procs.iter_mut().map(|proc| proc.reply("go")).collect();
+    ctx.sandbox.clear_faults();
+    let calls = calls(&procs, &replies);
+    assert_eq!(calls.len(), PROCESSES * TASKS, "every caller answered");
+    let tokens = assert_all_ok(name, &calls);
+    let mints = ctx.mints(&spec);
+    assert!(
+        mints <= 2,
+        "{name}: {PROCESSES} processes minted {mints} tokens through the failover"
+    );
+    let rounds = rounds_until(&mut procs, name, Duration::from_secs(30), |replies| {
+        per_child(replies)
+            .iter()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 1
+    });
+    let converged = killed.elapsed();
+    let next = round(&mut procs, name);
+    let fps: BTreeSet<String> = per_child(&next).into_iter().flatten().collect();
+    assert_eq!(
+        fps.len(),
+        1,
+        "{name}: the next wave holds {} tokens",
+        fps.len()
+    );
+    let after = ctx.mints(&spec);
+    assert_eq!(
+        after,
+        mints,
+        "{name}: the next waves minted {} more",
+        after - mints
+    );
+    quit_all(procs);
+    vec![format!(
+        "fleet: {name}: {PROCESSES} processes x {TASKS} callers, the primary lost while the \
+         first mint ran: failover in {} ms; {} callers, 0 errors, {mints} mint(s), {} token(s) \
+         in that wave; one token for every caller {} ms after the kill ({rounds} round(s)), \
+         then a wave with 0 mints",
+        failover.as_millis(),
+        calls.len(),
+        tokens.len(),
+        converged.as_millis()
+    )]
 }
 
 /// [`one_mint`] in a fresh 0700 directory.

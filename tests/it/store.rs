@@ -41,7 +41,7 @@ use paytokens::{
     CachePolicy, CachedToken, Config, Credentials, ExposeSecret, Provider, Source, StoreError,
     StoreOptions, TokenCache, TokenError, TokenStore,
 };
-use redis_server::RedisServer;
+use redis_server::{RedisCluster, RedisSentinels, RedisServer};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -241,6 +241,10 @@ async fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
 enum Kind {
     Redis,
     File,
+    /// A 3-primary, 3-replica Redis Cluster.
+    Cluster,
+    /// A primary and its replica behind three sentinels.
+    Sentinel,
 }
 
 impl Kind {
@@ -249,6 +253,8 @@ impl Kind {
         match self {
             Kind::Redis => "redis",
             Kind::File => "file",
+            Kind::Cluster => "cluster",
+            Kind::Sentinel => "sentinel",
         }
     }
 }
@@ -290,6 +296,8 @@ impl Drop for TempDir {
 enum Backing {
     Redis(RedisServer),
     File(TempDir),
+    Cluster(RedisCluster),
+    Sentinel(RedisSentinels),
 }
 
 /// The suffix of the file store's token files.
@@ -303,6 +311,8 @@ impl Backing {
         match kind {
             Kind::Redis => Backing::Redis(RedisServer::start()),
             Kind::File => Backing::File(TempDir::new(tag)),
+            Kind::Cluster => Backing::Cluster(RedisCluster::start()),
+            Kind::Sentinel => Backing::Sentinel(RedisSentinels::start(None)),
         }
     }
 
@@ -311,14 +321,16 @@ impl Backing {
         match self {
             Backing::Redis(server) => TokenStore::redis(&server.url()).unwrap(),
             Backing::File(dir) => TokenStore::file(dir.path()).unwrap(),
+            Backing::Cluster(cluster) => TokenStore::redis(&cluster.url()).unwrap(),
+            Backing::Sentinel(set) => TokenStore::redis(&set.url()).unwrap(),
         }
     }
 
     /// How many bytes precede the sealed value in a token entry.
     fn header(&self) -> usize {
         match self {
-            Backing::Redis(_) => 0,
             Backing::File(_) => FILE_HEADER,
+            Backing::Redis(_) | Backing::Cluster(_) | Backing::Sentinel(_) => 0,
         }
     }
 
@@ -331,10 +343,53 @@ impl Backing {
             .unwrap_or_else(|e| panic!("connect to the test's redis-server: {e}"))
     }
 
+    /// Waits until `n` store handles listen for notifications: pattern
+    /// subscriptions on the server (or the primary), sharded ones on a
+    /// cluster's nodes. The directory store's need no wait.
+    async fn wait_listening(&mut self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let count = |server: &RedisServer, field: &str| {
+                server
+                    .cli(&["CLIENT", "LIST"])
+                    .iter()
+                    .filter(|line| line.contains(&format!(" {field}=1 ")))
+                    .count()
+            };
+            let listening = match self {
+                Backing::File(_) => return,
+                Backing::Redis(server) => count(server, "psub"),
+                Backing::Sentinel(set) => count(&set.primary, "psub"),
+                Backing::Cluster(cluster) => {
+                    cluster.nodes.iter().map(|node| count(node, "ssub")).sum()
+                }
+            };
+            if listening >= n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{listening} store handles listen, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The one server the tests that rewrite entries read and write.
+    fn server(&self) -> &RedisServer {
+        match self {
+            Backing::Redis(server) => server,
+            Backing::Sentinel(set) => &set.primary,
+            Backing::File(_) | Backing::Cluster(_) => {
+                unreachable!("the tests that rewrite entries run on one Redis server")
+            }
+        }
+    }
+
     /// The names of every entry holding a sealed token, sorted.
     async fn token_entries(&self) -> Vec<Vec<u8>> {
         let mut names: Vec<Vec<u8>> = match self {
-            Backing::Redis(_) => self
+            Backing::Redis(_) | Backing::Cluster(_) | Backing::Sentinel(_) => self
                 .dump()
                 .await
                 .into_iter()
@@ -347,14 +402,15 @@ impl Backing {
                 .collect(),
         };
         names.sort();
+        names.dedup();
         names
     }
 
     /// The value of entry `name`, as stored.
     async fn read(&self, name: &[u8]) -> Vec<u8> {
         match self {
-            Backing::Redis(server) => {
-                let mut con = Self::redis(server).await;
+            Backing::Redis(_) | Backing::Sentinel(_) | Backing::Cluster(_) => {
+                let mut con = Self::redis(self.server()).await;
                 redis::cmd("GET")
                     .arg(name)
                     .query_async(&mut con)
@@ -371,8 +427,8 @@ impl Backing {
     /// Redis TTL; the file store's expiry header is part of the value).
     async fn write(&self, name: &[u8], value: &[u8]) {
         match self {
-            Backing::Redis(server) => {
-                let mut con = Self::redis(server).await;
+            Backing::Redis(_) | Backing::Sentinel(_) | Backing::Cluster(_) => {
+                let mut con = Self::redis(self.server()).await;
                 let () = redis::cmd("SET")
                     .arg(name)
                     .arg(value)
@@ -398,51 +454,21 @@ impl Backing {
     }
 
     /// Everything the store holds: each key or file name, its type, and
-    /// every byte of its value(s).
+    /// every byte of its value(s). On a cluster or behind Sentinel, what
+    /// every node holds, replicas included (a name on several nodes is
+    /// listed once per node).
     async fn dump(&self) -> Vec<(Vec<u8>, String, Vec<u8>)> {
         match self {
-            Backing::Redis(server) => {
-                let mut con = Self::redis(server).await;
-                let mut keys: Vec<Vec<u8>> = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut con)
-                        .await
-                        .unwrap();
-                    keys.extend(batch);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
+            Backing::Redis(server) => Self::dump_node(server).await,
+            Backing::Sentinel(set) => {
+                let mut all = Self::dump_node(&set.primary).await;
+                all.extend(Self::dump_node(&set.replica).await);
+                all
+            }
+            Backing::Cluster(cluster) => {
                 let mut all = Vec::new();
-                for key in keys {
-                    let kind: String = redis::cmd("TYPE")
-                        .arg(&key)
-                        .query_async(&mut con)
-                        .await
-                        .unwrap();
-                    // The command that reads the whole value of this type.
-                    let (name, rest): (&str, &[&str]) = match kind.as_str() {
-                        "none" => continue, // expired since the SCAN
-                        "string" => ("GET", &[]),
-                        "hash" => ("HGETALL", &[]),
-                        "zset" => ("ZRANGE", &["0", "-1", "WITHSCORES"]),
-                        "list" => ("LRANGE", &["0", "-1"]),
-                        "set" => ("SMEMBERS", &[]),
-                        "stream" => ("XRANGE", &["-", "+"]),
-                        other => panic!("the store wrote a key of type {other}"),
-                    };
-                    let mut read = redis::cmd(name);
-                    read.arg(&key).arg(rest);
-                    let reply: redis::Value = read.query_async(&mut con).await.unwrap();
-                    let mut bytes = Vec::new();
-                    flatten(&reply, &mut bytes);
-                    all.push((key, kind, bytes));
+                for node in &cluster.nodes {
+                    all.extend(Self::dump_node(node).await);
                 }
                 all
             }
@@ -464,6 +490,57 @@ impl Backing {
                 })
                 .collect(),
         }
+    }
+}
+
+impl Backing {
+    /// Everything one Redis node holds (a cluster's replica read too:
+    /// `READONLY`).
+    async fn dump_node(server: &RedisServer) -> Vec<(Vec<u8>, String, Vec<u8>)> {
+        let mut con = Self::redis(server).await;
+        let _: redis::RedisResult<()> = redis::cmd("READONLY").query_async(&mut con).await;
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut all = Vec::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            // The command that reads the whole value of this type.
+            let (name, rest): (&str, &[&str]) = match kind.as_str() {
+                "none" => continue, // expired since the SCAN
+                "string" => ("GET", &[]),
+                "hash" => ("HGETALL", &[]),
+                "zset" => ("ZRANGE", &["0", "-1", "WITHSCORES"]),
+                "list" => ("LRANGE", &["0", "-1"]),
+                "set" => ("SMEMBERS", &[]),
+                "stream" => ("XRANGE", &["-", "+"]),
+                other => panic!("the store wrote a key of type {other}"),
+            };
+            let mut read = redis::cmd(name);
+            read.arg(&key).arg(rest);
+            let reply: redis::Value = read.query_async(&mut con).await.unwrap();
+            let mut bytes = Vec::new();
+            flatten(&reply, &mut bytes);
+            all.push((key, kind, bytes));
+        }
+        all
     }
 }
 
@@ -553,6 +630,42 @@ macro_rules! for_both {
         }
     };
 }
+
+/// Each named `async fn(Kind)` as two more tests, `redis_cluster::<name>`
+/// and `redis_sentinel::<name>`: the same guarantees on the Redis
+/// deployments teams run.
+macro_rules! on_cluster_and_sentinel {
+    ($($name:ident),* $(,)?) => {
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::capture();
+                    super::$name(super::Kind::Cluster).await;
+                    super::assert_nothing_leaked();
+                }
+            )*
+        }
+
+        mod redis_sentinel {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::capture();
+                    super::$name(super::Kind::Sentinel).await;
+                    super::assert_nothing_leaked();
+                }
+            )*
+        }
+    };
+}
+
+on_cluster_and_sentinel!(
+    nothing_readable_at_rest,
+    hits_never_touch_the_store,
+    an_invalidation_reaches_the_other_caches,
+    the_mint_budget_is_counted_in_the_store,
+);
 
 for_both!(
     nothing_readable_at_rest,
@@ -836,6 +949,17 @@ async fn hits_never_touch_the_store(kind: Kind) {
             None
         }
         Backing::File(dir) => Some(MovedAway::new(dir.path())),
+        // Every node at once: none can fail over meanwhile.
+        Backing::Cluster(cluster) => {
+            cluster.nodes.iter_mut().for_each(RedisServer::pause);
+            None
+        }
+        Backing::Sentinel(set) => {
+            set.sentinels.iter_mut().for_each(RedisServer::pause);
+            set.primary.pause();
+            set.replica.pause();
+            None
+        }
     };
     for call in 0..1000 {
         // A hit awaits nothing: a store call would leave it pending.
@@ -851,6 +975,12 @@ async fn hits_never_touch_the_store(kind: Kind) {
     }
     match (&mut backing, moved) {
         (Backing::Redis(server), _) => server.resume(),
+        (Backing::Cluster(cluster), _) => cluster.nodes.iter_mut().for_each(RedisServer::resume),
+        (Backing::Sentinel(set), _) => {
+            set.primary.resume();
+            set.replica.resume();
+            set.sentinels.iter_mut().for_each(RedisServer::resume);
+        }
         (Backing::File(dir), moved) => {
             assert!(!dir.path().exists(), "a hit re-created the store directory");
             drop(moved);
@@ -867,7 +997,7 @@ async fn hits_never_touch_the_store(kind: Kind) {
 /// Two caches share one token; one invalidates it (after a 401): the
 /// other drops its copy soon, and both then get one new token: 2 mints.
 async fn an_invalidation_reaches_the_other_caches(kind: Kind) {
-    let backing = Backing::start(kind, "invalidation");
+    let mut backing = Backing::start(kind, "invalidation");
     let endpoint = Endpoint::start(3600).await;
     let id = client_id("invalidation", kind);
     let a = endpoint.cache(&id, CANARY_SECRET, SCOPES_A, exact(), backing.store());
@@ -878,6 +1008,9 @@ async fn an_invalidation_reaches_the_other_caches(kind: Kind) {
     assert_eq!(value(&from_a), value(&from_b));
     assert_eq!(endpoint.mints(), 1);
     drop(from_b);
+    // Both listen (a listener starts with its cache's first fetch; one
+    // that is not subscribed yet misses what is announced meanwhile).
+    backing.wait_listening(2).await;
 
     a.invalidate(&from_a);
     assert!(a.cached().is_none());
