@@ -1,31 +1,40 @@
-//! The Redis store: tokens shared by processes on many machines.
+//! The Redis store: tokens shared by processes on many machines, on one
+//! server, the primary of a Sentinel service, or a Redis Cluster.
 //!
-//! Names (ids are the keyed hashes of [`Keys`], base64url, no `:`):
+//! Names (ids are the keyed hashes of [`Keys`], base64url, no `:`; the
+//! braces are a hash tag: every name of a credential is in one cluster
+//! slot, so that every script touches one slot):
 //!
-//! - `paytokens:<credential>:<entry>:token`: the sealed token, a string
+//! - `paytokens:{<credential>}:<entry>:token`: the sealed token, a string
 //!   whose time to live (`PX`) is the token's expiry on the server's clock;
-//! - `paytokens:<credential>:<entry>:lock`: the mint lock, a string holding
-//!   its holder's random id, with the lease as its time to live;
-//! - `paytokens:<credential>:<entry>:failure`: the sealed outcome of the
+//! - `paytokens:{<credential>}:<entry>:lock`: the mint lock, a string
+//!   holding its holder's random id, with the lease as its time to live;
+//! - `paytokens:{<credential>}:<entry>:failure`: the sealed outcome of the
 //!   entry's last failed mint, whose time to live is its cooldown: while it
 //!   lasts, no process asks the provider for this entry;
-//! - `paytokens:<credential>:budget`: a sorted set of mint times (ms on the
-//!   server's clock), the sliding window of the mint budget;
-//! - `paytokens:<credential>:meta`: a hash with the budget (`max`,
+//! - `paytokens:{<credential>}:budget`: a sorted set of mint times (ms on
+//!   the server's clock), the sliding window of the mint budget;
+//! - `paytokens:{<credential>}:meta`: a hash with the budget (`max`,
 //!   `window_ms`) and the last failure (`error`, `error_at_ms`), for status.
 //!
 //! Everything that must be atomic is a Lua script (`redis::Script`, sent as
 //! `EVALSHA`, loaded again after a server restart). Every write that others
-//! wait for is announced on the entry's channel `paytokens:<credential>:<entry>`
-//! with `stored`, `released` or `deleted:<mint>`; one background listener per
-//! store, on its own pub/sub connection, hears them all (`PSUBSCRIBE
-//! paytokens:*`) and hands them to the entry's watchers.
+//! wait for is announced on the entry's channel
+//! `paytokens:{<credential>}:<entry>` with `stored`, `released` or
+//! `deleted:<mint>`. On one server and through Sentinel, one background
+//! listener per store, on its own pub/sub connection, hears them all
+//! (`PSUBSCRIBE paytokens:*`) and hands them to the entry's watchers; on a
+//! cluster the scripts announce with `SPUBLISH` and the store subscribes
+//! to each watched entry's channel (`SSUBSCRIBE`, RESP3 pushes). Waiters
+//! poll as well, so a lost notification costs only time.
 //!
-//! Commands go through a [`ConnectionManager`], created on the first call
-//! (a failure is never kept: the next call tries again), which reconnects
-//! after a dropped connection; every connection attempt and every answer is
-//! bounded, so a dead or paused server turns into errors, never into a
-//! wedged store.
+//! Commands go through a [`ConnectionManager`] (a cluster connection on a
+//! cluster), created on the first call (a failure is never kept: the next
+//! call tries again), which reconnects after a dropped connection; through
+//! Sentinel every error drops it, and the next connection asks the
+//! sentinels for the primary again. Every connection attempt and every
+//! answer is bounded, so a dead or paused server turns into errors, never
+//! into a wedged store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1701,7 +1710,10 @@ mod tests {
         let names = server.cli(&["KEYS", "*"]);
         assert_eq!(
             names,
-            [format!("paytokens:{{{}}}:{}:failure", k.credential, k.entry)]
+            [format!(
+                "paytokens:{{{}}}:{}:failure",
+                k.credential, k.entry
+            )]
         );
         assert_eq!(a.clear().await.unwrap(), 1);
         a.put_failure(&k, b"short", Duration::from_millis(50))
