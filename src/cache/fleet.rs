@@ -319,8 +319,10 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             }
         };
         // A holder may have stored just before we locked.
+        let saw_token;
         match shared.call(backend.get(keys)).await {
             Ok(found) => {
+                saw_token = found.is_some();
                 if let Some(entry) = found.and_then(|stored| self.open(shared, stored))
                     && self.clock.now() < entry.refresh_at
                 {
@@ -385,8 +387,41 @@ impl<S: TokenSource + 'static, C: Clock> State<S, C> {
             Ok(token) => {
                 let ttl = token.remaining(Instant::now());
                 let (mint, sealed) = seal_token(keys, &token);
-                let origin = match shared.call(backend.put(keys, &sealed, ttl, false)).await {
-                    Ok(_) => Origin::Shared { mint, sealed },
+                // Where the store held no token, only where it still holds
+                // none: another process may have stored one meanwhile (a
+                // token it minted while the store failed, offered once the
+                // store answered again, which it now serves as the
+                // fleet's). Overwriting it would leave the fleet on two
+                // tokens until the next refresh; the fleet keeps that one.
+                let put = backend.put(keys, &sealed, ttl, !saw_token);
+                let origin = match shared.call(put).await {
+                    Ok(true) => Origin::Shared { mint, sealed },
+                    Ok(false) => {
+                        match shared.call(backend.get(keys)).await {
+                            Ok(found) => {
+                                if let Some(entry) =
+                                    found.and_then(|stored| self.open(shared, stored))
+                                    && self.clock.now() < entry.refresh_at
+                                {
+                                    tracing::debug!(target: "paytokens::store", %provider,
+                                        entry = %keys.entry,
+                                        "another process stored a token while this one minted: \
+                                         keeping the stored one");
+                                    release().await;
+                                    return Outcome::Token(entry);
+                                }
+                            }
+                            Err(err) => shared.failed(provider, &err),
+                        }
+                        // Unreadable or stale: this mint replaces it.
+                        match shared.call(backend.put(keys, &sealed, ttl, false)).await {
+                            Ok(_) => Origin::Shared { mint, sealed },
+                            Err(err) => {
+                                shared.failed(provider, &err);
+                                Origin::Fallback
+                            }
+                        }
+                    }
                     Err(err) => {
                         shared.failed(provider, &err);
                         Origin::Fallback

@@ -380,6 +380,14 @@ impl RedisCluster {
         killed.elapsed()
     }
 
+    /// Empties every running primary (`FLUSHALL`).
+    pub fn flush(&mut self, auth: &[&str]) {
+        for i in self.primaries(auth) {
+            let args: Vec<&str> = auth.iter().copied().chain(["FLUSHALL"]).collect();
+            self.nodes[i].cli(&args);
+        }
+    }
+
     /// Waits until every running node reports `cluster_state:ok` again.
     pub fn wait_ok(&mut self, auth: &[&str]) {
         let running: Vec<usize> = (0..self.nodes.len())

@@ -44,13 +44,17 @@ type Scenario = fn(&Ctx) -> Vec<String>;
 
 /// Runs every scenario (or those `FLEET_ONLY` names); the exit code.
 pub fn run_all() -> i32 {
-    let scenarios: [(&str, Scenario); 14] = [
+    let scenarios: [(&str, Scenario); 12] = [
         ("one_mint_redis", one_mint_redis),
         ("one_mint_file", one_mint_file),
-        ("one_mint_cluster", one_mint_cluster),
-        ("one_mint_sentinel", one_mint_sentinel),
-        ("primary_killed_cluster", primary_killed_cluster),
-        ("failover_sentinel", failover_sentinel),
+        (
+            "one_mint_then_primary_killed_cluster",
+            one_mint_then_primary_killed_cluster,
+        ),
+        (
+            "one_mint_then_failover_sentinel",
+            one_mint_then_failover_sentinel,
+        ),
         ("wrong_secret_redis", wrong_secret_redis),
         ("wrong_secret_file", wrong_secret_file),
         (
@@ -249,38 +253,34 @@ fn one_mint_redis(ctx: &Ctx) -> Vec<String> {
     notes
 }
 
-/// [`one_mint`] on a fresh 3-primary, 3-replica Redis Cluster.
-fn one_mint_cluster(ctx: &Ctx) -> Vec<String> {
-    let cluster = RedisCluster::start();
-    one_mint(ctx, "one_mint_cluster", cluster.url())
-}
-
-/// [`one_mint`] through three sentinels to a primary with a replica.
-fn one_mint_sentinel(ctx: &Ctx) -> Vec<String> {
-    let set = RedisSentinels::start(None);
-    one_mint(ctx, "one_mint_sentinel", set.url())
-}
-
-/// [`primary_lost`] on a cluster: the primary holding the entry's slot is
-/// killed (SIGKILL); its replica takes the slots over.
-fn primary_killed_cluster(ctx: &Ctx) -> Vec<String> {
+/// On a fresh 3-primary, 3-replica Redis Cluster: [`one_mint`]; then,
+/// with the store emptied, [`primary_lost`], the primary holding the
+/// entry's slot killed (SIGKILL) and its replica taking the slots over.
+fn one_mint_then_primary_killed_cluster(ctx: &Ctx) -> Vec<String> {
     let mut cluster = RedisCluster::start();
     let url = cluster.url();
-    primary_lost(ctx, "primary_killed_cluster", url, || {
+    let mut notes = one_mint(ctx, "one_mint_cluster", url.clone());
+    cluster.flush(&[]);
+    notes.extend(primary_lost(ctx, "primary_killed_cluster", url, || {
         cluster.kill_primary_holding(&[], "paytokens:*")
-    })
+    }));
+    notes
 }
 
-/// [`primary_lost`] through Sentinel: the primary is killed (SIGKILL), the
-/// sentinels fail over to the replica.
-fn failover_sentinel(ctx: &Ctx) -> Vec<String> {
+/// Through three sentinels to a primary with a replica: [`one_mint`];
+/// then, with the store emptied, [`primary_lost`], the primary killed
+/// (SIGKILL) and the sentinels failing over to the replica.
+fn one_mint_then_failover_sentinel(ctx: &Ctx) -> Vec<String> {
     let mut set = RedisSentinels::start(None);
     let url = set.url();
-    primary_lost(ctx, "failover_sentinel", url, || {
+    let mut notes = one_mint(ctx, "one_mint_sentinel", url.clone());
+    set.primary.cli(&["FLUSHALL"]);
+    notes.extend(primary_lost(ctx, "failover_sentinel", url, || {
         let killed = Instant::now();
         set.fail_over();
         killed.elapsed()
-    })
+    }));
+    notes
 }
 
 /// [`PROCESSES`] processes x [`TASKS`] callers against a cold store; the
