@@ -4,7 +4,7 @@
 
 use own_provider::{ACME, acme, api_client, sandbox, tokens};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let sandbox = sandbox().await?;
     let config = sandbox
