@@ -171,76 +171,47 @@ fn bench(c: &mut Criterion) {
     );
 
     // The hit with a Redis store configured vs the plain cache: the store
-    // is read only on a miss, so the hit path is the same.
+    // is read only on a miss, so the hit path is the same. One server, then
+    // a Redis Cluster (3 primaries, 3 replicas).
     let redis = redis_server::RedisServer::start();
-    let stored = runtime.block_on(async {
-        let config =
-            Config::new(Credentials::new("bench-stored", "bench-secret")).base_url(server.uri());
-        let store = TokenStore::redis(&redis.url()).unwrap();
-        let cache = TokenCache::with_store(
-            Source::<Autopay>::new(config).unwrap(),
-            CachePolicy::default(),
-            store,
-        )
-        .unwrap();
-        cache.token().await.unwrap();
-        cache
-    });
-    let stored_hit = || black_box(stored.cached().unwrap());
-    let ratio = interleaved(
-        c,
-        "hit_1_thread_store",
-        "token_cache_redis_store_interleaved",
-        |n| {
-            for _ in 0..n {
-                stored_hit();
-            }
-        },
-        |n| {
-            for _ in 0..n {
-                hit();
-            }
-        },
-    );
-    println!(
-        "hit_1_thread paired ratio, Redis store configured / none: {ratio:.3} (target <= 1.05)"
-    );
-
-    // The same with a Redis Cluster store (3 primaries, 3 replicas).
     let cluster = redis_server::RedisCluster::start();
-    let clustered = runtime.block_on(async {
-        let config =
-            Config::new(Credentials::new("bench-cluster", "bench-secret")).base_url(server.uri());
-        let store = TokenStore::redis(&cluster.url()).unwrap();
-        let cache = TokenCache::with_store(
-            Source::<Autopay>::new(config).unwrap(),
-            CachePolicy::default(),
-            store,
-        )
-        .unwrap();
-        cache.token().await.unwrap();
-        cache
-    });
-    let clustered_hit = || black_box(clustered.cached().unwrap());
-    let ratio = interleaved(
-        c,
-        "hit_1_thread_cluster_store",
-        "token_cache_redis_cluster_store_interleaved",
-        |n| {
-            for _ in 0..n {
-                clustered_hit();
-            }
-        },
-        |n| {
-            for _ in 0..n {
-                hit();
-            }
-        },
-    );
-    println!(
-        "hit_1_thread paired ratio, Redis Cluster store configured / none: {ratio:.3} \
-         (target <= 1.05)"
-    );
+    for (what, name, url) in [
+        ("Redis store", "redis_store", redis.url()),
+        ("Redis Cluster store", "redis_cluster_store", cluster.url()),
+    ] {
+        let stored = runtime.block_on(async {
+            let config = Config::new(Credentials::new(format!("bench-{name}"), "bench-secret"))
+                .base_url(server.uri());
+            let store = TokenStore::redis(&url).unwrap();
+            let cache = TokenCache::with_store(
+                Source::<Autopay>::new(config).unwrap(),
+                CachePolicy::default(),
+                store,
+            )
+            .unwrap();
+            cache.token().await.unwrap();
+            cache
+        });
+        let stored_hit = || black_box(stored.cached().unwrap());
+        let ratio = interleaved(
+            c,
+            &format!("hit_1_thread_{name}"),
+            &format!("token_cache_{name}_interleaved"),
+            |n| {
+                for _ in 0..n {
+                    stored_hit();
+                }
+            },
+            |n| {
+                for _ in 0..n {
+                    hit();
+                }
+            },
+        );
+        println!(
+            "hit_1_thread paired ratio, {what} configured / none: {ratio:.3} (target <= 1.05)"
+        );
+    }
 }
 
 /// Benchmarks `measured` (run `n` hits) as `group/name`, interleaved with

@@ -322,30 +322,8 @@ fn primary_lost(
         mints <= 2,
         "{name}: {PROCESSES} processes minted {mints} tokens through the failover"
     );
-    let rounds = rounds_until(&mut procs, name, Duration::from_secs(30), |replies| {
-        per_child(replies)
-            .iter()
-            .flatten()
-            .collect::<BTreeSet<_>>()
-            .len()
-            == 1
-    });
+    let rounds = converge_then_mint_nothing(ctx, &spec, &mut procs, name, mints);
     let converged = killed.elapsed();
-    let next = round(&mut procs, name);
-    let fps: BTreeSet<String> = per_child(&next).into_iter().flatten().collect();
-    assert_eq!(
-        fps.len(),
-        1,
-        "{name}: the next wave holds {} tokens",
-        fps.len()
-    );
-    let after = ctx.mints(&spec);
-    assert_eq!(
-        after,
-        mints,
-        "{name}: the next waves minted {} more",
-        after - mints
-    );
     quit_all(procs);
     vec![format!(
         "fleet: {name}: {PROCESSES} processes x {TASKS} callers, the primary lost while the \
@@ -533,29 +511,7 @@ fn redis_paused_during_the_first_mint(ctx: &Ctx) -> Vec<String> {
         pause.as_secs()
     );
     // The next wave (once every process holds the token the store has).
-    let rounds = rounds_until(&mut procs, name, Duration::from_secs(20), |replies| {
-        per_child(replies)
-            .iter()
-            .flatten()
-            .collect::<BTreeSet<_>>()
-            .len()
-            == 1
-    });
-    let next = round(&mut procs, name);
-    let fps: BTreeSet<String> = per_child(&next).into_iter().flatten().collect();
-    assert_eq!(
-        fps.len(),
-        1,
-        "{name}: the next wave holds {} tokens",
-        fps.len()
-    );
-    let after = ctx.mints(&spec);
-    assert_eq!(
-        after,
-        mints,
-        "{name}: the next waves minted {} more",
-        after - mints
-    );
+    let rounds = converge_then_mint_nothing(ctx, &spec, &mut procs, name, mints);
     quit_all(procs);
     drop(redis);
     vec![format!(
@@ -692,6 +648,42 @@ fn per_child(replies: &[Reply]) -> Vec<BTreeSet<String>> {
         .iter()
         .map(|reply| reply.calls.iter().filter_map(|c| c.fp.clone()).collect())
         .collect()
+}
+
+/// Rounds until every caller of every process holds one token (at most
+/// 30 s), then one more wave: one token, and no mint beyond the `mints`
+/// already made. The rounds' count.
+fn converge_then_mint_nothing(
+    ctx: &Ctx,
+    spec: &Spec,
+    procs: &mut [Proc],
+    name: &str,
+    mints: usize,
+) -> usize {
+    let rounds = rounds_until(procs, name, Duration::from_secs(30), |replies| {
+        per_child(replies)
+            .iter()
+            .flatten()
+            .collect::<BTreeSet<_>>()
+            .len()
+            == 1
+    });
+    let next = round(procs, name);
+    let fps: BTreeSet<String> = per_child(&next).into_iter().flatten().collect();
+    assert_eq!(
+        fps.len(),
+        1,
+        "{name}: the next wave holds {} tokens",
+        fps.len()
+    );
+    let after = ctx.mints(spec);
+    assert_eq!(
+        after,
+        mints,
+        "{name}: the next waves minted {} more",
+        after - mints
+    );
+    rounds
 }
 
 /// Rounds every [`ROUND`] until `done` says so, at most `bound`; the
